@@ -1,0 +1,47 @@
+# The one way to run the checks, used by CI and people alike.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST := $(VENV)/bin/pytest
+
+.PHONY: venv lint format test test-unit test-integration test-e2e cluster-binaries demo bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+## Builds (or finds in ~/.cache/kube-autorollout) etcd, kube-apiserver, kube-controller-manager, kubectl, helm.
+cluster-binaries:
+	scripts/install-cluster-binaries.sh
+
+# The whole suite: lint, type check, unit, registry integration and control-plane e2e tests.
+test: lint cluster-binaries
+	$(PYTEST) -m "unit or integration or e2e"
+
+test-unit: venv
+	$(PYTEST) -m unit -q
+
+test-integration: venv
+	$(PYTEST) -m integration
+
+test-e2e: venv cluster-binaries
+	$(PYTEST) -m e2e
+
+demo: venv cluster-binaries
+	$(PY) scripts/demo.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info

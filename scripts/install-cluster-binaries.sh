@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Build etcd, kube-apiserver, kube-controller-manager, kubectl and helm from their Go modules
+# (through the Go module proxy) and cache them under ~/.cache/kube-autorollout/bin/<component>-<version>/.
+# A second run with the same versions builds nothing. Prints the bin directory on its last line.
+#
+#   KUBE_VERSION  Kubernetes release to build (default below: newest stable the proxy served when pinned)
+#   ETCD_VERSION  etcd server release
+#   HELM_VERSION  helm release
+#   KAR_CACHE     cache root (default ~/.cache/kube-autorollout)
+set -euo pipefail
+
+KUBE_VERSION="${KUBE_VERSION:-v1.37.2}"
+ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
+HELM_VERSION="${HELM_VERSION:-v3.22.0}"
+CACHE="${KAR_CACHE:-$HOME/.cache/kube-autorollout}"
+export GOFLAGS="${GOFLAGS:--buildvcs=false} -trimpath"
+export CGO_ENABLED=0
+
+log() { printf '[install-cluster-binaries] %s\n' "$*" >&2; }
+
+# Staging modules of k8s.io/kubernetes are published as k8s.io/<name> v0.<minor>.<patch>.
+staging_version() { echo "v0.${1#v1.}"; }
+
+build_kubernetes() {
+  local out="$CACHE/bin/kubernetes-$KUBE_VERSION"
+  if [[ -x "$out/kube-apiserver" && -x "$out/kube-controller-manager" && -x "$out/kubectl" ]]; then
+    log "kubernetes $KUBE_VERSION: cached in $out"; return
+  fi
+  local work="$CACHE/build/kubernetes-$KUBE_VERSION" sv
+  sv="$(staging_version "$KUBE_VERSION")"
+  mkdir -p "$work" && cd "$work"
+  log "kubernetes $KUBE_VERSION: resolving modules (staging modules at $sv)"
+  # The staging modules are replaced by their published versions, read from the release's own go.mod.
+  local modfile replaces
+  modfile="$(cd / && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
+  replaces="$(go mod edit -json "$modfile" | python3 -c '
+import json, sys
+for r in json.load(sys.stdin).get("Replace") or []:
+    if r["New"]["Path"].startswith("./staging/"):
+        print(r["Old"]["Path"])')"
+  {
+    echo "module kube-autorollout.local/kubernetes-binaries"
+    echo "go 1.24"
+    echo "require k8s.io/kubernetes $KUBE_VERSION"
+    echo "replace ("
+    for m in $replaces; do echo "  $m => $m $sv"; done
+    echo ")"
+  } > go.mod
+  local started=$SECONDS
+  for cmd in kube-apiserver kube-controller-manager kubectl; do
+    log "kubernetes $KUBE_VERSION: building $cmd (first build takes several minutes)"
+    GOFLAGS="$GOFLAGS -mod=mod" go build -ldflags "-s -w \
+      -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION \
+      -X k8s.io/component-base/version.gitMajor=1 \
+      -X k8s.io/component-base/version.gitMinor=$(echo "$KUBE_VERSION" | cut -d. -f2) \
+      -X k8s.io/client-go/pkg/version.gitVersion=$KUBE_VERSION" \
+      -o "$work/out/$cmd" "k8s.io/kubernetes/cmd/$cmd"
+  done
+  mkdir -p "$out" && mv "$work/out/"* "$out/"
+  log "kubernetes $KUBE_VERSION: built in $((SECONDS - started))s"
+}
+
+build_etcd() {
+  local out="$CACHE/bin/etcd-$ETCD_VERSION"
+  if [[ -x "$out/etcd" ]]; then log "etcd $ETCD_VERSION: cached in $out"; return; fi
+  local work="$CACHE/build/etcd-$ETCD_VERSION" started=$SECONDS
+  mkdir -p "$work" && cd "$work"
+  cat > go.mod <<MOD
+module kube-autorollout.local/etcd-binaries
+go 1.24
+require go.etcd.io/etcd/server/v3 $ETCD_VERSION
+replace (
+  go.etcd.io/etcd/api/v3 => go.etcd.io/etcd/api/v3 $ETCD_VERSION
+  go.etcd.io/etcd/client/pkg/v3 => go.etcd.io/etcd/client/pkg/v3 $ETCD_VERSION
+  go.etcd.io/etcd/client/v3 => go.etcd.io/etcd/client/v3 $ETCD_VERSION
+  go.etcd.io/etcd/pkg/v3 => go.etcd.io/etcd/pkg/v3 $ETCD_VERSION
+)
+MOD
+  log "etcd $ETCD_VERSION: building"
+  GOFLAGS="$GOFLAGS -mod=mod" go build -ldflags "-s -w" -o "$work/out/etcd" go.etcd.io/etcd/server/v3
+  mkdir -p "$out" && mv "$work/out/etcd" "$out/"
+  log "etcd $ETCD_VERSION: built in $((SECONDS - started))s"
+}
+
+build_helm() {
+  local out="$CACHE/bin/helm-$HELM_VERSION"
+  if [[ -x "$out/helm" ]]; then log "helm $HELM_VERSION: cached in $out"; return; fi
+  local started=$SECONDS
+  log "helm $HELM_VERSION: building"
+  GOBIN="$out" go install -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  log "helm $HELM_VERSION: built in $((SECONDS - started))s"
+}
+
+build_etcd
+build_kubernetes
+build_helm
+# The last line is machine-readable: the directories the harness puts first on PATH.
+echo "$CACHE/bin/etcd-$ETCD_VERSION:$CACHE/bin/kubernetes-$KUBE_VERSION:$CACHE/bin/helm-$HELM_VERSION"
