@@ -1,0 +1,43 @@
+"""Prometheus metrics of both halves; names are prefixed `kube_autorollout_`."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+CYCLES = Counter("kube_autorollout_cycles", "Reconcile cycles run, by outcome.", ["outcome"])
+CYCLE_DURATION = Histogram(
+    "kube_autorollout_cycle_duration_seconds",
+    "Wall time of one reconcile cycle.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0),
+)
+CYCLES_SKIPPED = Counter(
+    "kube_autorollout_cycles_skipped", "Scheduled ticks skipped because a cycle was still running."
+)
+WORKLOADS_IN_SCOPE = Gauge("kube_autorollout_workloads_in_scope", "Labeled workloads in scope.")
+ROLLOUTS = Counter("kube_autorollout_rollouts", "Rollouts triggered, by workload kind.", ["kind"])
+ADOPTIONS = Counter(
+    "kube_autorollout_adoptions", "Workloads whose digests were recorded without a rollout.", ["kind"]
+)
+REGISTRY_REQUESTS = Counter(
+    "kube_autorollout_registry_requests",
+    "HTTP requests sent to registries, by registry host, method and outcome.",
+    ["registry", "method", "outcome"],
+)
+REGISTRY_LOOKUP_SECONDS = Histogram(
+    "kube_autorollout_registry_lookup_seconds",
+    "Time to resolve one image reference at its registry (cache misses only).",
+    ["registry"],
+    buckets=_LATENCY_BUCKETS,
+)
+DIGEST_CACHE = Counter("kube_autorollout_digest_cache", "Digest cache lookups, by result.", ["result"])
+ADMISSION_REQUESTS = Counter(
+    "kube_autorollout_admission_requests", "Admission reviews answered, by outcome.", ["outcome"]
+)
+ADMISSION_SECONDS = Histogram(
+    "kube_autorollout_admission_duration_seconds",
+    "Time to answer one admission review.",
+    buckets=_LATENCY_BUCKETS,
+)
+LEADER = Gauge("kube_autorollout_leader", "1 while this replica holds the reconciler lease.")
