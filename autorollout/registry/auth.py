@@ -1,0 +1,503 @@
+"""Registry authentication as one httpx auth flow: anonymous -> 401 challenge -> Basic or Bearer token.
+
+`RegistryAuth` is created per request; the state it learns (each registry's challenge, bearer tokens
+until `expires_in` runs out, credentials currently locked out after a rejection) lives in a shared
+`AuthState`, so steady-state lookups send one request with the right `Authorization` header up front.
+
+Credential lockout: self-hosted registries lock an account after a few failed logins, so once a
+registry or its token service rejects a credential (401/403 to Basic credentials, to an Opaque bearer
+token, or to the login at the token service), that credential is not sent to that registry again for a
+backoff period (5 min, doubling up to 1 h, reset by a success). A 401/403 to a token the token service
+issued a moment ago is a permission (scope) answer, not a failed login, and does not lock.
+Anonymous lookups are never locked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ipaddress
+import json
+import re
+import time
+from collections.abc import AsyncGenerator, Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, NoReturn
+
+import httpx
+
+from autorollout.registry.errors import (
+    BadResponseError,
+    CredentialBackoffError,
+    ForbiddenError,
+    RegistryError,
+    ServerError,
+    UnauthorizedError,
+)
+
+if TYPE_CHECKING:
+    from autorollout.credentials import RegistryCredentials
+
+Clock = Callable[[], float]
+
+ANONYMOUS = "anonymous"
+DEFAULT_TOKEN_LIFETIME = 60.0
+# Renew a token a little before the registry would reject it (clock skew, request time).
+TOKEN_MARGIN = 5.0
+LOCKOUT_INITIAL = 300.0
+LOCKOUT_MAX = 3600.0
+MAX_TOKEN_RESPONSE_BYTES = 256 * 1024
+_MAX_TOKENS = 4096
+
+_HTTP_TOKEN_RE = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"  # noqa: S105 (RFC 7230 "token", not a secret)
+_PARAM_RE = re.compile(rf'\s*({_HTTP_TOKEN_RE})\s*=\s*(?:"((?:[^"\\]|\\.)*)"|({_HTTP_TOKEN_RE}))\s*')
+_SCHEME_RE = re.compile(rf"\s*({_HTTP_TOKEN_RE})(?=\s|$|,)")
+_TOKEN68_RE = re.compile(r"\s*[A-Za-z0-9\-._~+/]+=*\s*(?=,|$)")
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """One `WWW-Authenticate` challenge: scheme in lowercase ("basic", "bearer") and its parameters."""
+
+    scheme: str
+    params: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def realm(self) -> str | None:
+        return self.params.get("realm")
+
+
+def parse_www_authenticate(header: str) -> list[Challenge]:
+    """Parse a `WWW-Authenticate` value (RFC 7235), possibly several challenges; junk is skipped."""
+    challenges: list[Challenge] = []
+    pos = 0
+    while pos < len(header):
+        if header[pos] in ", \t":
+            pos += 1
+            continue
+        scheme = _SCHEME_RE.match(header, pos)
+        if scheme is None:
+            # Garbage: skip to the next comma and try again.
+            nxt = header.find(",", pos)
+            pos = len(header) if nxt == -1 else nxt + 1
+            continue
+        pos = scheme.end()
+        params: dict[str, str] = {}
+        token68 = _TOKEN68_RE.match(header, pos)
+        if token68 is not None and not _PARAM_RE.match(header, pos):
+            pos = token68.end()
+        else:
+            while True:
+                param = _PARAM_RE.match(header, pos)
+                if param is None:
+                    break
+                name, quoted, plain = param.groups()
+                value = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else plain
+                params[name.lower()] = value
+                pos = param.end()
+                if pos < len(header) and header[pos] == ",":
+                    pos += 1
+                    if not _PARAM_RE.match(header, pos):
+                        break
+                else:
+                    break
+        challenges.append(Challenge(scheme.group(1).lower(), params))
+    return challenges
+
+
+def pick_challenge(challenges: list[Challenge]) -> Challenge | None:
+    """Prefer Bearer (the token flow) over Basic, as Docker does; other schemes are unsupported."""
+    for scheme in ("bearer", "basic"):
+        for challenge in challenges:
+            if challenge.scheme == scheme:
+                return challenge
+    return None
+
+
+def repository_scope(repository: str) -> str:
+    """The token scope to pull one repository."""
+    return f"repository:{repository}:pull"
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1 (brackets and port allowed)."""
+    name = host
+    if name.startswith("["):
+        name = name[1 : name.find("]")] if "]" in name else name[1:]
+    elif name.count(":") == 1:
+        name = name.split(":", 1)[0]
+    name = name.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    value: str = field(repr=False)
+    expires_at: float
+
+
+TokenKey = tuple[str, str, str, str]  # (realm, service, scope, credential fingerprint)
+
+
+class TokenCache:
+    """Bearer tokens by (realm, service, scope, credential fingerprint) until they expire."""
+
+    def __init__(self, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
+        self._tokens: dict[TokenKey, _Token] = {}
+        self._locks: dict[TokenKey, asyncio.Lock] = {}
+
+    def get(self, key: TokenKey) -> str | None:
+        token = self._tokens.get(key)
+        if token is None:
+            return None
+        if token.expires_at <= self._clock():
+            del self._tokens[key]
+            return None
+        return token.value
+
+    def put(self, key: TokenKey, value: str, expires_in: float) -> None:
+        lifetime = max(0.0, expires_in - min(TOKEN_MARGIN, expires_in / 10))
+        if len(self._tokens) >= _MAX_TOKENS:
+            self._prune()
+        self._tokens[key] = _Token(value, self._clock() + lifetime)
+
+    def discard(self, key: TokenKey) -> None:
+        self._tokens.pop(key, None)
+
+    def lock(self, key: TokenKey) -> asyncio.Lock:
+        """One lock per key so concurrent lookups of one scope fetch one token, not many."""
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+    def _prune(self) -> None:
+        now = self._clock()
+        for key in [k for k, t in self._tokens.items() if t.expires_at <= now]:
+            del self._tokens[key]
+        while len(self._tokens) >= _MAX_TOKENS:
+            del self._tokens[next(iter(self._tokens))]
+        for key in [k for k, lock in self._locks.items() if not lock.locked() and k not in self._tokens]:
+            del self._locks[key]
+
+
+@dataclass(slots=True)
+class _Lock:
+    failures: int
+    until: float
+
+
+class CredentialLockout:
+    """Credentials a registry rejected recently: not sent there again until the backoff passes."""
+
+    def __init__(
+        self, clock: Clock = time.monotonic, initial: float = LOCKOUT_INITIAL, maximum: float = LOCKOUT_MAX
+    ) -> None:
+        self._clock = clock
+        self._initial = initial
+        self._maximum = maximum
+        self._locks: dict[tuple[str, str], _Lock] = {}
+
+    def remaining(self, registry: str, fingerprint: str) -> float:
+        """Seconds this credential stays locked for this registry (0 when usable)."""
+        lock = self._locks.get((registry, fingerprint))
+        return 0.0 if lock is None else max(0.0, lock.until - self._clock())
+
+    def record_failure(self, registry: str, fingerprint: str) -> float:
+        """Lock the credential; each failure in a row doubles the period. Returns the period."""
+        previous = self._locks.get((registry, fingerprint))
+        failures = 1 if previous is None else previous.failures + 1
+        period = min(self._maximum, self._initial * 2.0 ** min(failures - 1, 30))
+        self._locks[(registry, fingerprint)] = _Lock(failures, self._clock() + period)
+        return period
+
+    def record_success(self, registry: str, fingerprint: str) -> None:
+        self._locks.pop((registry, fingerprint), None)
+
+
+class AuthState:
+    """What the auth flow learns and shares across requests of one client."""
+
+    def __init__(
+        self,
+        clock: Clock = time.monotonic,
+        lockout_initial: float = LOCKOUT_INITIAL,
+        lockout_max: float = LOCKOUT_MAX,
+    ) -> None:
+        self.tokens = TokenCache(clock)
+        self.lockout = CredentialLockout(clock, lockout_initial, lockout_max)
+        # Last challenge seen per registry netloc (host:port), used to authenticate up front.
+        self.challenges: dict[str, Challenge] = {}
+        # Token fetches made (realm requests answered 200), for tests and metrics.
+        self.tokens_fetched = 0
+
+
+class Sent(Enum):
+    """What the last request of the flow carried, which decides what a 401/403 means."""
+
+    NOTHING = "anonymous"
+    BASIC = "basic"
+    STATIC_BEARER = "static bearer token"
+    FETCHED_TOKEN = "fetched token"  # noqa: S105
+    CACHED_TOKEN = "cached token"  # noqa: S105
+
+
+def _fingerprint(credentials: RegistryCredentials | None) -> str:
+    return ANONYMOUS if credentials is None else credentials.fingerprint()
+
+
+def _has_login(credentials: RegistryCredentials | None) -> bool:
+    return credentials is not None and credentials.username is not None and credentials.password is not None
+
+
+def _basic_header(credentials: RegistryCredentials) -> str:
+    raw = f"{credentials.username}:{credentials.password}".encode()
+    return "Basic " + base64.b64encode(raw).decode("ascii")
+
+
+class RegistryAuth(httpx.Auth):
+    """The auth flow for one registry request; `registry` is the netloc the request goes to.
+
+    Token requests go through `client` directly (not yielded to httpx) so their bodies can be read
+    with a size cap; the registry request itself is sent at most twice (up front, then answering a
+    challenge once).
+    """
+
+    def __init__(
+        self,
+        state: AuthState,
+        credentials: RegistryCredentials | None,
+        *,
+        registry: str,
+        scope: str,
+        client: httpx.AsyncClient,
+    ) -> None:
+        self._state = state
+        self._credentials = credentials
+        self._registry = registry
+        self._scope = scope
+        self._client = client
+        self._fingerprint = _fingerprint(credentials)
+        self.sent = Sent.NOTHING
+
+    @property
+    def uses_credentials(self) -> bool:
+        return self._credentials is not None and (
+            _has_login(self._credentials) or self._credentials.token is not None
+        )
+
+    def check_lockout(self) -> None:
+        """Raise CredentialBackoffError (sending nothing) while these credentials are locked out."""
+        if not self.uses_credentials:
+            return
+        remaining = self._state.lockout.remaining(self._registry, self._fingerprint)
+        if remaining > 0:
+            raise CredentialBackoffError(
+                f"credentials were rejected by {self._registry} recently; not sent again for "
+                f"{remaining:.0f}s (fix the secret, or wait)",
+                registry=self._registry,
+                retry_in=remaining,
+            )
+
+    def sync_auth_flow(self, request: httpx.Request) -> NoReturn:
+        raise TypeError("RegistryAuth works with httpx.AsyncClient only")
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        self.check_lockout()
+        credentials = self._credentials
+        if credentials is not None and credentials.token is not None and not _has_login(credentials):
+            # An Opaque secret: an identity/API token that the registry takes as a bearer token directly.
+            request.headers["Authorization"] = f"Bearer {credentials.token}"
+            self.sent = Sent.STATIC_BEARER
+            response = yield request
+            self._after_final(response)
+            return
+
+        known = self._state.challenges.get(self._registry)
+        if known is not None:
+            await self._authorize(request, known, self._scope, up_front=True)
+        response = yield request
+
+        if response.status_code == 401 and self._same_origin(response):
+            challenge = pick_challenge(parse_www_authenticate(response.headers.get("WWW-Authenticate", "")))
+            if challenge is not None and self._should_answer(challenge):
+                self._state.challenges[self._registry] = challenge
+                scope = challenge.params.get("scope") or self._scope
+                if await self._authorize(request, challenge, scope, up_front=False):
+                    response = yield request
+        self._after_final(response)
+
+    def _same_origin(self, response: httpx.Response) -> bool:
+        # After a redirect the 401 may come from another host: never answer it with our credentials.
+        return response.request.url.netloc.decode("ascii") == self._registry
+
+    def _should_answer(self, challenge: Challenge) -> bool:
+        if self.sent is Sent.NOTHING:
+            return challenge.scheme == "bearer" or _has_login(self._credentials)
+        # A token sent up front may have been revoked early or lack the scope the registry asks
+        # for: fetch one for the challenge's scope, once.
+        return self.sent in (Sent.CACHED_TOKEN, Sent.FETCHED_TOKEN) and challenge.scheme == "bearer"
+
+    async def _authorize(
+        self, request: httpx.Request, challenge: Challenge, scope: str, *, up_front: bool
+    ) -> bool:
+        """Set the request's Authorization for this challenge (fetching a token if needed).
+        Returns False when there is nothing to send."""
+        if challenge.scheme == "basic":
+            if not _has_login(self._credentials):
+                return False
+            assert self._credentials is not None
+            request.headers["Authorization"] = _basic_header(self._credentials)
+            self.sent = Sent.BASIC
+            return True
+        if challenge.scheme != "bearer":
+            return False
+        key = self._token_key(challenge, scope)
+        if key is None:
+            return False
+        stale = None if up_front else request.headers.get("Authorization")
+        async with self._state.tokens.lock(key):
+            token = self._state.tokens.get(key)
+            if token is not None and stale == f"Bearer {token}":
+                self._state.tokens.discard(key)
+                token = None
+            if token is not None:
+                self.sent = Sent.CACHED_TOKEN
+            else:
+                token, expires_in = await self._fetch_token(challenge, scope)
+                self._state.tokens.put(key, token, expires_in)
+                if scope != self._scope:
+                    # Also file it under the scope asked for up front next time.
+                    alias = self._token_key(challenge, self._scope)
+                    if alias is not None:
+                        self._state.tokens.put(alias, token, expires_in)
+                self.sent = Sent.FETCHED_TOKEN
+        request.headers["Authorization"] = f"Bearer {token}"
+        return True
+
+    def _token_key(self, challenge: Challenge, scope: str) -> TokenKey | None:
+        realm = challenge.realm
+        if not realm:
+            return None
+        return (realm, challenge.params.get("service", ""), scope, self._fingerprint)
+
+    def _token_request(self, challenge: Challenge, scope: str) -> httpx.Request:
+        realm = challenge.realm or ""
+        try:
+            url = httpx.URL(realm)
+        except httpx.InvalidURL as exc:
+            raise BadResponseError(f"token realm {realm!r} is not a URL", registry=self._registry) from exc
+        if url.scheme not in ("http", "https") or not url.host:
+            raise BadResponseError(f"token realm {realm!r} is not an http(s) URL", registry=self._registry)
+        params: dict[str, str] = {"scope": scope}
+        if challenge.params.get("service"):
+            params["service"] = challenge.params["service"]
+        headers = {"Accept": "application/json"}
+        if _has_login(self._credentials):
+            assert self._credentials is not None
+            if url.scheme == "http" and not is_loopback_host(url.netloc.decode("ascii")):
+                raise UnauthorizedError(
+                    f"token realm {realm} is plain HTTP: credentials are not sent over it",
+                    registry=self._registry,
+                )
+            headers["Authorization"] = _basic_header(self._credentials)
+        return httpx.Request("GET", url.copy_merge_params(params), headers=headers)
+
+    async def _fetch_token(self, challenge: Challenge, scope: str) -> tuple[str, float]:
+        request = self._token_request(challenge, scope)
+        realm = str(request.url.copy_with(query=None))
+        response = await self._client.send(request, stream=True)
+        try:
+            status = response.status_code
+            if status in (401, 403):
+                if _has_login(self._credentials):
+                    period = self._state.lockout.record_failure(self._registry, self._fingerprint)
+                    message = (
+                        f"token service {realm} rejected the credentials (HTTP {status}); "
+                        f"they are not sent to {self._registry} again for {period:.0f}s"
+                    )
+                else:
+                    message = (
+                        f"token service {realm} refused an anonymous token (HTTP {status}); "
+                        "credentials needed"
+                    )
+                error = UnauthorizedError if status == 401 else ForbiddenError
+                raise error(message, registry=self._registry)
+            if status >= 500:
+                raise ServerError(f"token service {realm} answered HTTP {status}", registry=self._registry)
+            if status != 200:
+                raise BadResponseError(
+                    f"token service {realm} answered HTTP {status}", registry=self._registry
+                )
+            body = await read_capped(response, MAX_TOKEN_RESPONSE_BYTES, what=f"token response from {realm}")
+        finally:
+            await response.aclose()
+        self._state.tokens_fetched += 1
+        return parse_token_response(body, realm=realm, registry=self._registry)
+
+    def _after_final(self, response: httpx.Response) -> None:
+        if not self.uses_credentials:
+            return
+        status = response.status_code
+        if status in (401, 403):
+            if self.sent in (Sent.BASIC, Sent.STATIC_BEARER) and self._same_origin(response):
+                self._state.lockout.record_failure(self._registry, self._fingerprint)
+        elif status < 400 or status == 404:
+            self._state.lockout.record_success(self._registry, self._fingerprint)
+
+
+def parse_token_response(body: bytes, *, realm: str = "", registry: str = "") -> tuple[str, float]:
+    """(token, expires_in seconds) from a token service's JSON answer (`token` or `access_token`)."""
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise BadResponseError(f"token response from {realm} is not JSON", registry=registry) from exc
+    if not isinstance(data, dict):
+        raise BadResponseError(f"token response from {realm} is not a JSON object", registry=registry)
+    token = data.get("token") or data.get("access_token")
+    if not isinstance(token, str) or not token:
+        raise BadResponseError(f"token response from {realm} has no token", registry=registry)
+    expires_in = data.get("expires_in")
+    if not isinstance(expires_in, int | float) or isinstance(expires_in, bool) or expires_in <= 0:
+        expires_in = DEFAULT_TOKEN_LIFETIME
+    return token, float(expires_in)
+
+
+async def read_capped(response: httpx.Response, limit: int, *, what: str) -> bytes:
+    """Read a streamed body, refusing more than `limit` bytes (a registry is not trusted to be small)."""
+    declared = response.headers.get("Content-Length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BadResponseError(f"{what} is {declared} bytes, more than the {limit} accepted")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise BadResponseError(f"{what} is larger than the {limit} bytes accepted")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+__all__ = [
+    "AuthState",
+    "Challenge",
+    "CredentialLockout",
+    "RegistryAuth",
+    "RegistryError",
+    "TokenCache",
+    "is_loopback_host",
+    "parse_token_response",
+    "parse_www_authenticate",
+    "pick_challenge",
+    "repository_scope",
+]

@@ -1,0 +1,538 @@
+"""Resolve an image tag to its manifest digest through the OCI distribution manifests endpoint.
+
+`HEAD /v2/<repository>/manifests/<tag>` first (free at Docker Hub), with the Accept list containerd
+sends so the digest is the one the kubelet records (the index digest for multi-arch images); `GET`
+only when HEAD gives no `Docker-Content-Digest`, or when the platform manifests are wanted, and then
+the body is verified against the digest.
+
+Plain HTTP: registries are spoken to over HTTPS. For loopback hosts only (localhost, 127.0.0.0/8,
+::1) a TLS *protocol* failure (the port speaks plain HTTP) falls back to HTTP, as Docker does for
+localhost; the choice is remembered per host for the client's lifetime. A certificate that does not
+verify is never a reason to fall back: it is a RegistryTlsError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import email.utils
+import hashlib
+import json
+import os
+import random
+import re
+import ssl
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from autorollout import __version__
+from autorollout.registry.auth import (
+    AuthState,
+    Clock,
+    RegistryAuth,
+    Sent,
+    is_loopback_host,
+    read_capped,
+    repository_scope,
+)
+from autorollout.registry.errors import (
+    BadResponseError,
+    ForbiddenError,
+    NotFoundError,
+    RateLimitedError,
+    RegistryConfigError,
+    RegistryError,
+    RegistryTlsError,
+    ServerError,
+    UnauthorizedError,
+    UnreachableError,
+)
+
+if TYPE_CHECKING:
+    from autorollout.credentials import RegistryCredentials
+    from autorollout.references import ImageReference
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+# containerd's order: list types first, or a registry may answer with one platform's manifest.
+MANIFEST_ACCEPT = ", ".join((OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST))
+INDEX_MEDIA_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+ARTIFACTORY_HEADERS = ("x-artifactory-id", "x-jfrog-version", "x-artifactory-node-id")
+DEFAULT_TIMEOUT = httpx.Timeout(connect=3.0, read=10.0, write=10.0, pool=10.0)
+_DIGEST_RE = re.compile(r"(sha256|sha384|sha512):([0-9a-f]+)")
+_DIGEST_HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
+_ERROR_DETAIL_BYTES = 16 * 1024
+
+RequestObserver = Callable[[str, str, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformManifest:
+    """One entry of an image index / manifest list."""
+
+    digest: str
+    media_type: str
+    os: str
+    architecture: str
+    variant: str | None = None
+
+    @property
+    def platform(self) -> str:
+        """ "linux/arm64" or "linux/arm/v7"."""
+        parts = [self.os, self.architecture] + ([self.variant] if self.variant else [])
+        return "/".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestDigest:
+    """The digest a tag points to; for an index (when asked for) the platform manifests in it."""
+
+    digest: str
+    media_type: str
+    platform_digests: tuple[str, ...] = ()
+    platforms: tuple[PlatformManifest, ...] = ()
+
+    @property
+    def is_index(self) -> bool:
+        return self.media_type in INDEX_MEDIA_TYPES
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Bounded retries with jittered exponential backoff, for 5xx, 429 and network failures only."""
+
+    attempts: int = 3
+    base_delay: float = 0.2
+    max_delay: float = 2.0
+    # A longer Retry-After is not waited for: the error is reported and the next cycle tries again.
+    max_retry_after: float = 10.0
+
+    def delay(
+        self, failed_attempt: int, error: RegistryError, rand: Callable[[], float] = random.random
+    ) -> float | None:
+        """Seconds to wait before the next attempt, or None to give up (`failed_attempt` counts from 1)."""
+        if not error.retryable or failed_attempt >= self.attempts:
+            return None
+        if isinstance(error, RateLimitedError) and error.retry_after is not None:
+            return error.retry_after if error.retry_after <= self.max_retry_after else None
+        backoff = min(self.max_delay, self.base_delay * 2.0 ** (failed_attempt - 1))
+        return backoff * (0.5 + rand() / 2)
+
+
+def parse_retry_after(value: str | None, now: datetime.datetime | None = None) -> float | None:
+    """`Retry-After` as seconds from now: delta-seconds or an HTTP date; None when absent or invalid."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    current = now or datetime.datetime.now(datetime.UTC)
+    return max(0.0, (when - current).total_seconds())
+
+
+def artifactory_fallback_path(repository: str, reference: str) -> str | None:
+    """JFrog's "repository path method": /artifactory/api/docker/<repo-key>/v2/<image>/manifests/<ref>,
+    the repo key being the repository's first path component (None when there is only one)."""
+    repo_key, slash, image = repository.partition("/")
+    if not slash or not image:
+        return None
+    return f"/artifactory/api/docker/{repo_key}/v2/{image}/manifests/{reference}"
+
+
+def is_artifactory_response(response: httpx.Response) -> bool:
+    return any(name in response.headers for name in ARTIFACTORY_HEADERS)
+
+
+def parse_index(body: bytes) -> tuple[PlatformManifest, ...]:
+    """The `manifests` of an OCI index / Docker manifest list; raises BadResponseError when malformed."""
+    data = _json_object(body)
+    entries = data.get("manifests")
+    if not isinstance(entries, list):
+        raise BadResponseError("index has no 'manifests' list")
+    platforms = []
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("digest"), str):
+            raise BadResponseError("index entry without a digest")
+        raw_platform = entry.get("platform")
+        platform: dict[str, Any] = raw_platform if isinstance(raw_platform, dict) else {}
+        variant = platform.get("variant")
+        platforms.append(
+            PlatformManifest(
+                digest=entry["digest"],
+                media_type=str(entry.get("mediaType", "")),
+                os=str(platform.get("os", "unknown")),
+                architecture=str(platform.get("architecture", "unknown")),
+                variant=str(variant) if variant else None,
+            )
+        )
+    return tuple(platforms)
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise BadResponseError("manifest is not valid JSON") from exc
+    if not isinstance(data, dict):
+        raise BadResponseError("manifest is not a JSON object")
+    return data
+
+
+def build_ssl_context(ca_paths: Sequence[str]) -> ssl.SSLContext:
+    """The system trust store plus each CA file of `tls.caCertificatePaths`."""
+    context = ssl.create_default_context()
+    for path in ca_paths:
+        if not os.path.isfile(path):
+            raise RegistryConfigError(f"CA certificate file {path} (tls.caCertificatePaths) does not exist")
+        try:
+            context.load_verify_locations(cafile=path)
+        except (ssl.SSLError, OSError) as exc:
+            raise RegistryConfigError(
+                f"CA certificate file {path} (tls.caCertificatePaths) is not a readable PEM "
+                f"certificate: {exc}"
+            ) from exc
+    return context
+
+
+def _media_type(response: httpx.Response) -> str:
+    content_type: str = response.headers.get("Content-Type", "")
+    return content_type.split(";", 1)[0].strip()
+
+
+def _valid_digest(text: str | None) -> str | None:
+    if text is None:
+        return None
+    match = _DIGEST_RE.fullmatch(text.strip())
+    if match is None or len(match.group(2)) != _DIGEST_HEX_LENGTHS[match.group(1)]:
+        return None
+    return match.group(0)
+
+
+def _ssl_cause(exc: BaseException) -> ssl.SSLError | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+class _PlainHttpPort(Exception):
+    """A loopback port answered a TLS handshake with something that is not TLS."""
+
+
+class RegistryClient:
+    """Manifest digest lookups over one pooled HTTP/1.1 client (one per TLS trust setup)."""
+
+    def __init__(
+        self,
+        ca_paths: Sequence[str] = (),
+        artifactory_fallback: bool = False,
+        *,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        lockout_initial: float = 300.0,
+        lockout_max: float = 3600.0,
+        clock: Clock = time.monotonic,
+        on_request: RequestObserver | None = None,
+        max_manifest_bytes: int = MAX_MANIFEST_BYTES,
+    ) -> None:
+        self._artifactory_fallback = artifactory_fallback
+        self._retry = retry or RetryPolicy()
+        self._max_manifest_bytes = max_manifest_bytes
+        self._on_request = on_request
+        self.auth_state = AuthState(clock, lockout_initial, lockout_max)
+        #: HTTP requests sent, by (registry host, method, outcome: status code or "error").
+        self.requests_total: Counter[tuple[str, str, str]] = Counter()
+        self._plain_http: set[str] = set()
+        self._artifactory_repo_keys: set[tuple[str, str]] = set()
+        self._http = httpx.AsyncClient(
+            verify=build_ssl_context(ca_paths),
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32, keepalive_expiry=30.0),
+            follow_redirects=True,
+            max_redirects=5,
+            headers={"User-Agent": f"kube-autorollout/{__version__}"},
+            event_hooks={"response": [self._count_response]},
+        )
+
+    async def __aenter__(self) -> RegistryClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def resolve(
+        self, ref: ImageReference, credentials: RegistryCredentials | None, *, platforms: bool = False
+    ) -> ManifestDigest:
+        """The digest `ref`'s tag points to now (a pinned reference is answered without a request,
+        unless `platforms` asks for its index entries)."""
+        if ref.digest is not None and not platforms:
+            return ManifestDigest(digest=ref.digest, media_type="")
+        failed = 0
+        while True:
+            try:
+                return await self._resolve_once(ref, credentials, platforms)
+            except RegistryError as exc:
+                if not exc.reference:
+                    exc.reference = str(ref)
+                if not exc.registry:
+                    exc.registry = ref.registry
+                failed += 1
+                delay = self._retry.delay(failed, exc)
+                if delay is None:
+                    raise
+                await asyncio.sleep(delay)
+
+    async def _resolve_once(
+        self, ref: ImageReference, credentials: RegistryCredentials | None, platforms: bool
+    ) -> ManifestDigest:
+        host = ref.api_host
+        reference = ref.digest or ref.tag_or_latest
+        try:
+            return await self._lookup(ref, reference, credentials, platforms, self._scheme(host))
+        except _PlainHttpPort:
+            self._plain_http.add(host)
+            return await self._lookup(ref, reference, credentials, platforms, "http")
+
+    def _scheme(self, host: str) -> str:
+        return "http" if host in self._plain_http else "https"
+
+    async def _lookup(
+        self,
+        ref: ImageReference,
+        reference: str,
+        credentials: RegistryCredentials | None,
+        platforms: bool,
+        scheme: str,
+    ) -> ManifestDigest:
+        host = ref.api_host
+        base = f"{scheme}://{host}"
+        standard = f"{base}/v2/{ref.repository}/manifests/{reference}"
+        fallback_path = (
+            artifactory_fallback_path(ref.repository, reference) if self._artifactory_fallback else None
+        )
+        repo_key = ref.repository.split("/", 1)[0]
+        if fallback_path is None:
+            return await self._fetch(standard, ref, reference, credentials, platforms, may_hint=False)
+        if (host, repo_key) in self._artifactory_repo_keys:
+            return await self._fetch(
+                base + fallback_path, ref, reference, credentials, platforms, may_hint=False
+            )
+
+        try:
+            return await self._fetch(standard, ref, reference, credentials, platforms, may_hint=True)
+        except _ArtifactoryHint:
+            # Remembered, so later lookups under this repository key go to the fallback path directly.
+            self._artifactory_repo_keys.add((host, repo_key))
+            return await self._fetch(
+                base + fallback_path, ref, reference, credentials, platforms, may_hint=False
+            )
+
+    async def _fetch(
+        self,
+        url: str,
+        ref: ImageReference,
+        reference: str,
+        credentials: RegistryCredentials | None,
+        platforms: bool,
+        *,
+        may_hint: bool,
+    ) -> ManifestDigest:
+        if not platforms:
+            response, auth = await self._send("HEAD", url, ref, credentials)
+            try:
+                if response.status_code == 200:
+                    digest = _valid_digest(response.headers.get("Docker-Content-Digest"))
+                    if digest is not None:
+                        return ManifestDigest(digest=digest, media_type=_media_type(response))
+                elif response.status_code != 405:
+                    raise await self._status_error(response, auth, ref, reference, may_hint=may_hint)
+            finally:
+                await response.aclose()
+
+        response, auth = await self._send("GET", url, ref, credentials)
+        try:
+            if response.status_code != 200:
+                raise await self._status_error(response, auth, ref, reference, may_hint=may_hint)
+            body = await read_capped(
+                response, self._max_manifest_bytes, what=f"manifest {reference!r} of {ref.repository}"
+            )
+        finally:
+            await response.aclose()
+        return self._verified(
+            body, response, reference if ref.digest is not None else None, platforms=platforms
+        )
+
+    def _verified(
+        self, body: bytes, response: httpx.Response, pinned: str | None, *, platforms: bool
+    ) -> ManifestDigest:
+        header = response.headers.get("Docker-Content-Digest")
+        expected = _valid_digest(header) if header is not None else None
+        if header is not None and expected is None:
+            raise BadResponseError(f"registry sent an invalid Docker-Content-Digest {header[:100]!r}")
+        algorithm = expected.split(":", 1)[0] if expected else "sha256"
+        computed = f"{algorithm}:{hashlib.new(algorithm, body).hexdigest()}"
+        if expected is not None and computed != expected:
+            raise BadResponseError(
+                f"manifest body does not match its Docker-Content-Digest ({expected} != {computed})"
+            )
+        if pinned is not None and pinned.split(":", 1)[0] == algorithm and computed != pinned:
+            raise BadResponseError(f"manifest body does not match the requested digest {pinned}")
+        media_type = _media_type(response)
+        if not media_type or media_type in ("application/json", "application/octet-stream"):
+            media_type = str(_json_object(body).get("mediaType", media_type))
+        entries: tuple[PlatformManifest, ...] = ()
+        if platforms and media_type in INDEX_MEDIA_TYPES:
+            entries = parse_index(body)
+        return ManifestDigest(
+            digest=computed,
+            media_type=media_type,
+            platform_digests=tuple(e.digest for e in entries),
+            platforms=entries,
+        )
+
+    async def _send(
+        self, method: str, url: str, ref: ImageReference, credentials: RegistryCredentials | None
+    ) -> tuple[httpx.Response, RegistryAuth]:
+        request = self._http.build_request(method, url, headers={"Accept": MANIFEST_ACCEPT})
+        netloc = request.url.netloc.decode("ascii")
+        auth = RegistryAuth(
+            self.auth_state,
+            credentials,
+            registry=netloc,
+            scope=repository_scope(ref.repository),
+            client=self._http,
+        )
+        try:
+            response = await self._http.send(request, auth=auth, stream=True)
+        except httpx.TimeoutException as exc:
+            self._count(netloc, method, "error")
+            raise UnreachableError(f"no answer from {netloc} in time ({type(exc).__name__})") from exc
+        except httpx.ConnectError as exc:
+            self._count(netloc, method, "error")
+            raise self._connect_error(exc, request) from exc
+        except (httpx.ReadError, httpx.WriteError, httpx.CloseError) as exc:
+            self._count(netloc, method, "error")
+            raise UnreachableError(f"connection to {netloc} failed: {exc}") from exc
+        except httpx.TooManyRedirects as exc:
+            raise BadResponseError(f"too many redirects from {url}") from exc
+        except httpx.HTTPError as exc:
+            self._count(netloc, method, "error")
+            raise BadResponseError(f"{method} {url} failed: {type(exc).__name__}: {exc}") from exc
+        return response, auth
+
+    def _connect_error(self, exc: httpx.ConnectError, request: httpx.Request) -> Exception:
+        netloc = request.url.netloc.decode("ascii")
+        cause = _ssl_cause(exc)
+        if cause is None:
+            return UnreachableError(f"cannot connect to {netloc}: {exc}")
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return RegistryTlsError(
+                f"TLS certificate of {netloc} not trusted: {cause.verify_message or cause}; "
+                "add its CA to tls.caCertificatePaths"
+            )
+        if request.url.scheme == "https" and is_loopback_host(netloc):
+            return _PlainHttpPort()
+        return RegistryTlsError(f"TLS handshake with {netloc} failed: {cause}")
+
+    async def _status_error(
+        self,
+        response: httpx.Response,
+        auth: RegistryAuth,
+        ref: ImageReference,
+        reference: str,
+        *,
+        may_hint: bool,
+    ) -> Exception:
+        status = response.status_code
+        if status in (400, 404) and may_hint and is_artifactory_response(response):
+            return _ArtifactoryHint()
+        detail = await self._error_detail(response)
+        suffix = f" (HTTP {status}{': ' + detail if detail else ''})"
+        registry = ref.registry
+        if status == 404:
+            return NotFoundError(
+                f"manifest {reference!r} not found in repository {ref.repository!r}{suffix}",
+                registry=registry,
+            )
+        if status == 401:
+            return UnauthorizedError(self._unauthorized_message(auth) + suffix, registry=registry)
+        if status == 403:
+            return ForbiddenError(f"pulling {ref.repository!r} is not allowed{suffix}", registry=registry)
+        if status == 429:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            return RateLimitedError(f"rate limited{suffix}", registry=registry, retry_after=retry_after)
+        if status >= 500:
+            return ServerError(f"registry error{suffix}", registry=registry)
+        return BadResponseError(f"unexpected answer{suffix}", registry=registry)
+
+    def _unauthorized_message(self, auth: RegistryAuth) -> str:
+        if auth.sent is Sent.NOTHING:
+            if auth.uses_credentials:
+                return "registry asked for a login the client cannot answer"
+            return "authentication required and no credentials are configured for this registry"
+        if auth.sent in (Sent.BASIC, Sent.STATIC_BEARER):
+            return "registry rejected the credentials; they are not sent again during the backoff"
+        return "the token issued does not allow pulling this repository (wrong name or no permission)"
+
+    async def _error_detail(self, response: httpx.Response) -> str:
+        """The registry's own error code and message from a JSON error body, if any."""
+        if response.request.method == "HEAD":
+            return ""
+        try:
+            body = await read_capped(response, _ERROR_DETAIL_BYTES, what="error body")
+            errors = json.loads(body).get("errors")
+        except (RegistryError, ValueError, AttributeError, httpx.HTTPError):
+            return ""
+        if not isinstance(errors, list) or not errors or not isinstance(errors[0], dict):
+            return ""
+        first = errors[0]
+        return f"{first.get('code', '')}: {first.get('message', '')}"[:200]
+
+    async def _count_response(self, response: httpx.Response) -> None:
+        request = response.request
+        self._count(request.url.netloc.decode("ascii"), request.method, str(response.status_code))
+
+    def _count(self, registry: str, method: str, outcome: str) -> None:
+        self.requests_total[(registry, method, outcome)] += 1
+        if self._on_request is not None:
+            self._on_request(registry, method, outcome)
+
+
+class _ArtifactoryHint(Exception):
+    """A 404/400 from an Artifactory server: the repository path method may be in use."""
+
+
+__all__ = [
+    "DOCKER_MANIFEST",
+    "DOCKER_MANIFEST_LIST",
+    "MANIFEST_ACCEPT",
+    "OCI_INDEX",
+    "OCI_MANIFEST",
+    "ManifestDigest",
+    "PlatformManifest",
+    "RegistryClient",
+    "RetryPolicy",
+    "artifactory_fallback_path",
+    "build_ssl_context",
+    "parse_index",
+    "parse_retry_after",
+]

@@ -1,0 +1,177 @@
+"""Resolve many image references at once: one request per unique image, shared by every caller.
+
+Lookups are keyed by (repository_key, credential fingerprint, platforms). A key is answered from the
+TTL cache (successes only), else by the one in-flight task for it, which concurrent callers share;
+tasks run under a per-registry concurrency limit.
+
+Time budget: `resolve_many(timeout=...)` reports a LookupTimeoutError for what did not finish in
+time, but does not cancel the shared task: it keeps running (bounded by the client's own timeouts
+and retries) and fills the cache, so the next caller (a webhook retry, the next cycle) finds the
+digest. `aclose()` cancels whatever is still running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from autorollout.registry.cache import TtlCache
+from autorollout.registry.client import ManifestDigest, RegistryClient
+from autorollout.registry.errors import BadResponseError, LookupTimeoutError, RegistryError
+
+if TYPE_CHECKING:
+    from autorollout.credentials import RegistryCredentials
+    from autorollout.references import ImageReference
+
+log = logging.getLogger(__name__)
+
+CacheKey = tuple[str, str, bool]
+LookupResult = ManifestDigest | RegistryError
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """One image to resolve, with the credentials chosen for it (None: anonymous)."""
+
+    reference: ImageReference
+    credentials: RegistryCredentials | None = None
+
+    def key(self, platforms: bool) -> CacheKey:
+        ref = self.reference
+        # A pinned reference only needs a request when its index entries are wanted.
+        name = str(ref) if ref.digest is not None else ref.repository_key
+        fingerprint = "anonymous" if self.credentials is None else self.credentials.fingerprint()
+        return (name, fingerprint, platforms)
+
+
+class DigestResolver:
+    """Deduplicating, cached, concurrency-limited digest lookups over a RegistryClient."""
+
+    def __init__(
+        self,
+        client: RegistryClient,
+        *,
+        cache_ttl: float,
+        per_registry_limit: int,
+        cache: TtlCache[CacheKey, ManifestDigest] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        on_cache: Callable[[str], None] | None = None,
+        on_lookup: Callable[[str, float], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.cache: TtlCache[CacheKey, ManifestDigest] = cache or TtlCache(cache_ttl, clock=clock)
+        self._limit = max(1, per_registry_limit)
+        self._clock = clock
+        self._on_cache = on_cache
+        self._on_lookup = on_lookup
+        self._semaphores: dict[str, asyncio.Semaphore] = {}
+        self._inflight: dict[CacheKey, asyncio.Task[LookupResult]] = {}
+
+    async def resolve(
+        self,
+        lookup: Lookup,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (a budget for the result, not a cancel scope)
+        platforms: bool = False,
+    ) -> ManifestDigest:
+        """One lookup; raises its RegistryError."""
+        result = (await self.resolve_many([lookup], timeout=timeout, platforms=platforms))[lookup]
+        if isinstance(result, RegistryError):
+            raise result
+        return result
+
+    async def resolve_many(
+        self,
+        lookups: Iterable[Lookup],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (shared lookups outlive it, see module doc)
+        platforms: bool = False,
+    ) -> dict[Lookup, LookupResult]:
+        """Resolve every lookup (each unique key once); failures are returned, not raised."""
+        results: dict[Lookup, LookupResult] = {}
+        waiting: dict[Lookup, asyncio.Task[LookupResult]] = {}
+        for lookup in dict.fromkeys(lookups):
+            ref = lookup.reference
+            if ref.digest is not None and not platforms:
+                results[lookup] = ManifestDigest(digest=ref.digest, media_type="")
+                continue
+            key = lookup.key(platforms)
+            cached = self.cache.get(key)
+            if cached is not None:
+                self._note_cache("hit")
+                results[lookup] = cached
+                continue
+            task = self._inflight.get(key)
+            self._note_cache("miss" if task is None else "shared")
+            waiting[lookup] = task or self._start(key, lookup, platforms)
+
+        if waiting:
+            if timeout is None or timeout > 0:
+                await asyncio.wait(set(waiting.values()), timeout=timeout)
+            for lookup, task in waiting.items():
+                if task.done() and not task.cancelled():
+                    results[lookup] = task.result()
+                else:
+                    results[lookup] = LookupTimeoutError(
+                        f"no answer within {timeout or 0:.1f}s (the lookup continues and fills the cache)",
+                        registry=lookup.reference.registry,
+                        reference=str(lookup.reference),
+                    )
+        return results
+
+    def in_flight(self) -> int:
+        """Lookups currently running (for tests and metrics)."""
+        return len(self._inflight)
+
+    async def aclose(self) -> None:
+        """Cancel the lookups still running (the client is closed by its owner)."""
+        tasks = list(self._inflight.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _start(self, key: CacheKey, lookup: Lookup, platforms: bool) -> asyncio.Task[LookupResult]:
+        task = asyncio.create_task(self._run(key, lookup, platforms), name=f"resolve {key[0]}")
+        self._inflight[key] = task
+
+        def forget(done: asyncio.Task[LookupResult]) -> None:
+            if self._inflight.get(key) is done:
+                del self._inflight[key]
+
+        task.add_done_callback(forget)
+        return task
+
+    async def _run(self, key: CacheKey, lookup: Lookup, platforms: bool) -> LookupResult:
+        ref = lookup.reference
+        semaphore = self._semaphores.get(ref.api_host)
+        if semaphore is None:
+            semaphore = self._semaphores[ref.api_host] = asyncio.Semaphore(self._limit)
+        async with semaphore:
+            started = self._clock()
+            try:
+                result = await self.client.resolve(ref, lookup.credentials, platforms=platforms)
+            except RegistryError as exc:
+                return exc
+            except Exception as exc:
+                # A bug must not take the whole round down with it; it is logged with its traceback.
+                log.exception("unexpected error resolving %s", ref)
+                return BadResponseError(
+                    f"unexpected {type(exc).__name__} while resolving",
+                    registry=ref.registry,
+                    reference=str(ref),
+                )
+            if self._on_lookup is not None:
+                self._on_lookup(ref.registry, self._clock() - started)
+        self.cache.put(key, result)
+        return result
+
+    def _note_cache(self, outcome: str) -> None:
+        if self._on_cache is not None:
+            self._on_cache(outcome)
+
+
+__all__ = ["DigestResolver", "Lookup", "LookupResult"]
