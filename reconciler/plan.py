@@ -1,0 +1,172 @@
+"""Planning, pure: a workload, what its registries say now and (for adoption) what its pods run ->
+one decision per workload.
+
+A workload with a moved tag becomes a Rollout; one with unrecorded containers whose pods run the
+current digest (or have no pods to ask) becomes an Adoption; registry errors never make either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from autorollout.annotations import format_recorded, parse_recorded
+from autorollout.registry.client import ManifestDigest
+from autorollout.registry.errors import RegistryError
+from reconciler.records import ContainerSpec, Workload
+
+
+@dataclass(frozen=True, slots=True)
+class Unchecked:
+    """A container that was not looked up: pinned by digest, or its image reference does not parse."""
+
+    reason: str
+    pinned: bool = False
+
+
+Resolution = ManifestDigest | RegistryError | Unchecked
+
+
+class ContainerState(StrEnum):
+    UP_TO_DATE = "up-to-date"
+    WILL_ROLL = "will-roll"
+    UNRECORDED = "unrecorded"
+    ERROR = "error"
+    PINNED = "pinned"
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerVerdict:
+    """What one container's recorded, registry and (for adoption) running digests add up to."""
+
+    container: ContainerSpec
+    state: ContainerState
+    recorded: str | None = None
+    current: str | None = None
+    running: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DigestChange:
+    """One container whose image moved: `old` is the recorded (or running) digest, `new` the registry's."""
+
+    container: str
+    image: str
+    old: str | None
+    new: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rollout:
+    """Restart the pod template and record `records`; `changes` name what moved."""
+
+    changes: tuple[DigestChange, ...]
+    records: dict[str, str]
+    stale: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Adoption:
+    """Record digests of containers that have none, without restarting anything."""
+
+    records: dict[str, str]
+    stale: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadPlan:
+    workload: Workload
+    verdicts: tuple[ContainerVerdict, ...] = ()
+    action: Rollout | Adoption | None = None
+    skipped: str | None = None
+    errors: tuple[ContainerVerdict, ...] = field(default=())
+
+
+def recorded_digest(workload: Workload, container: ContainerSpec) -> str | None:
+    """The digest recorded for this container, if the record is for the image the spec names now."""
+    raw = workload.recorded.get(container.name)
+    parsed = parse_recorded(raw) if raw is not None else None
+    if parsed is None:
+        return None
+    image, digest = parsed
+    return digest if image == container.image else None
+
+
+def needs_running_digests(workload: Workload, resolutions: Mapping[str, Resolution]) -> bool:
+    """Whether adoption of this workload should ask its pods what they run."""
+    return any(
+        isinstance(resolutions.get(c.name), ManifestDigest) and recorded_digest(workload, c) is None
+        for c in workload.containers
+    )
+
+
+def _verdict(
+    workload: Workload, container: ContainerSpec, resolution: Resolution | None, running: str | None
+) -> ContainerVerdict:
+    recorded = recorded_digest(workload, container)
+    if resolution is None:
+        return ContainerVerdict(container, ContainerState.ERROR, recorded, detail="not looked up")
+    if isinstance(resolution, Unchecked):
+        state = ContainerState.PINNED if resolution.pinned else ContainerState.ERROR
+        return ContainerVerdict(container, state, recorded, detail=resolution.reason)
+    if isinstance(resolution, RegistryError):
+        return ContainerVerdict(container, ContainerState.ERROR, recorded, detail=_one_line(resolution))
+    current = resolution.digest
+    if recorded is not None:
+        state = ContainerState.UP_TO_DATE if recorded == current else ContainerState.WILL_ROLL
+        return ContainerVerdict(container, state, recorded, current)
+    if running is not None and running != current and running not in resolution.platform_digests:
+        return ContainerVerdict(
+            container, ContainerState.WILL_ROLL, None, current, running, detail="pods run another digest"
+        )
+    return ContainerVerdict(container, ContainerState.UNRECORDED, None, current, running)
+
+
+def _one_line(error: RegistryError) -> str:
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}"
+
+
+def plan_workload(
+    workload: Workload,
+    resolutions: Mapping[str, Resolution],
+    running: Mapping[str, str] | None = None,
+) -> WorkloadPlan:
+    """Decide for one workload; `resolutions` and `running` are keyed by container name."""
+    verdicts = tuple(
+        _verdict(workload, c, resolutions.get(c.name), (running or {}).get(c.name))
+        for c in workload.containers
+    )
+    errors = tuple(v for v in verdicts if v.state is ContainerState.ERROR)
+    if workload.paused:
+        return WorkloadPlan(workload, verdicts, None, skipped="Deployment is paused", errors=errors)
+    names = {c.name for c in workload.containers}
+    stale = tuple(sorted(name for name in workload.recorded if name not in names))
+    records = {
+        v.container.name: format_recorded(v.container.image, v.current)
+        for v in verdicts
+        if v.current is not None and v.state in (ContainerState.WILL_ROLL, ContainerState.UNRECORDED)
+    }
+    changes = tuple(
+        DigestChange(v.container.name, v.container.image, v.recorded or v.running, v.current)
+        for v in verdicts
+        if v.state is ContainerState.WILL_ROLL and v.current is not None
+    )
+    action: Rollout | Adoption | None = None
+    if changes:
+        action = Rollout(changes, records, stale)
+    elif records:
+        action = Adoption(records, stale)
+    return WorkloadPlan(workload, verdicts, action, errors=errors)
+
+
+def plan_cycle(
+    workloads: Sequence[Workload],
+    resolutions: Mapping[tuple[str, str, str], Mapping[str, Resolution]],
+    running: Mapping[tuple[str, str, str], Mapping[str, str]] | None = None,
+) -> list[WorkloadPlan]:
+    """Plan every workload; both mappings are keyed by `Workload.key`."""
+    running = running or {}
+    return [plan_workload(w, resolutions.get(w.key, {}), running.get(w.key)) for w in workloads]
