@@ -245,6 +245,11 @@ class Reconciler:
         running = dict(await asyncio.gather(*(pods_of(i) for i in adopting)))
         return running, resolutions
 
+    async def observe(self) -> list[WorkloadPlan]:
+        """Plans for every cached workload, computed as a cycle would, without logging or acting."""
+        plans, _, _ = await self._observe(self.cache.workloads())
+        return plans
+
     async def replan(self, workload: Workload) -> WorkloadPlan:
         """Plan one freshly read workload again (after its guarded patch was rejected)."""
         plans, _, _ = await self._observe([workload])

@@ -23,6 +23,18 @@ def _not_built(what: str) -> Command:
     return command
 
 
+def _reconcile(args: argparse.Namespace) -> int:
+    from autorollout.cli.reconcile import command  # noqa: PLC0415
+
+    return command(args)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from autorollout.cli.status import command  # noqa: PLC0415
+
+    return command(args)
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="PATH", help="config file (default: $CONFIG_FILE)")
     parser.add_argument(
@@ -61,11 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(reconcile)
     reconcile.add_argument("--once", action="store_true", help="run one cycle, then exit")
     reconcile.add_argument("--dry-run", action="store_true", help="with --once: change nothing, print plan")
-    reconcile.set_defaults(func=_not_built("reconcile"))
+    reconcile.set_defaults(func=_reconcile)
 
     status = sub.add_parser("status", help="table of labeled workloads and whether they are up to date")
     _add_common(status)
-    status.set_defaults(func=_not_built("status"))
+    status.add_argument("-o", "--output", choices=["wide"], help="wide: print whole digests")
+    status.add_argument("--full", action="store_true", help="print whole digests (same as -o wide)")
+    status.set_defaults(func=_status)
 
     digest = sub.add_parser("digest", help="resolve one image reference to its registry digest")
     _add_common(digest)

@@ -1,0 +1,137 @@
+"""`kube-autorollout reconcile [--once [--dry-run]]`: the scheduled reconciler on its own.
+
+Also the composition helpers `open_reconciler` and `reconciler_identity`, which `status` and `run`
+use to build the same Reconciler from the same configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+
+from autorollout.config import Config, ConfigError, load_config
+from autorollout.credentials import CredentialStore
+from autorollout.kube import KubeClient, KubeConfigError, KubeError
+from autorollout.kube.pull_secrets import PullSecretReader
+from autorollout.logs import configure_logging
+from autorollout.registry.client import RegistryClient
+from autorollout.registry.errors import RegistryError
+from autorollout.registry.resolver import DigestResolver
+from reconciler.loop import Reconciler
+from reconciler.schedule import ScheduleError
+from reconciler.status import describe_cycle
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+log = logging.getLogger("kube_autorollout.reconciler")
+
+
+def reconciler_identity() -> str:
+    """`<pod or host name>_<random>`: unique per process, as client-go names lease holders."""
+    return f"{os.environ.get('POD_NAME') or socket.gethostname()}_{secrets.token_hex(4)}"
+
+
+def load_or_report(path: str | None) -> Config | None:
+    """The configuration, or None after printing each problem on its own line to stderr."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"kube-autorollout: {problem}", file=sys.stderr)
+        return None
+
+
+@contextlib.asynccontextmanager
+async def open_reconciler(
+    config: Config,
+    kubeconfig: str | None,
+    *,
+    kube: KubeClient | None = None,
+    resolver: DigestResolver | None = None,
+) -> AsyncIterator[Reconciler]:
+    """A Reconciler with its own API client and registry resolver unless shared ones are passed in."""
+    own_kube = kube is None
+    kube = kube or KubeClient.from_kubeconfig(kubeconfig)
+    client: RegistryClient | None = None
+    if resolver is None:
+        client = RegistryClient(
+            ca_paths=config.tls.ca_certificate_paths,
+            artifactory_fallback=config.feature_flags.enable_jfrog_artifactory_fallback,
+        )
+        resolver = DigestResolver(
+            client,
+            cache_ttl=config.digest_cache_ttl_seconds,
+            per_registry_limit=config.reconciler.registry_concurrency,
+        )
+    credentials = CredentialStore.from_config(config, strict=False)
+    for problem in credentials.problems:
+        log.warning("registry credentials not available", extra={"fields": {"problem": problem}})
+    reconciler = Reconciler(
+        config=config,
+        kube=kube,
+        resolver=resolver,
+        credentials=credentials,
+        pull_secrets=PullSecretReader(kube),
+        identity=reconciler_identity(),
+    )
+    try:
+        yield reconciler
+    finally:
+        await reconciler.aclose()
+        if client is not None:
+            await resolver.aclose()
+            await client.aclose()
+        if own_kube:
+            await kube.aclose()
+
+
+async def _once(config: Config, args: argparse.Namespace) -> int:
+    async with open_reconciler(config, args.kubeconfig) as reconciler:
+        await reconciler.start(watch=False)
+        report = await reconciler.run_cycle(dry_run=args.dry_run)
+    for line in describe_cycle(report):
+        print(line)
+    return EXIT_FAILURE if report.failed else EXIT_OK
+
+
+async def _forever(config: Config, args: argparse.Namespace) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with open_reconciler(config, args.kubeconfig) as reconciler:
+        await reconciler.run_forever(stop)
+    log.info("reconciler stopped")
+    return EXIT_OK
+
+
+def command(args: argparse.Namespace) -> int:
+    """Run the reconciler: one cycle with `--once` (optionally `--dry-run`), else on the schedule."""
+    if args.dry_run and not args.once:
+        print("kube-autorollout: --dry-run needs --once", file=sys.stderr)
+        return EXIT_USAGE
+    config = load_or_report(args.config)
+    if config is None:
+        return EXIT_USAGE
+    configure_logging(config.log_level)
+    try:
+        return asyncio.run(_once(config, args) if args.once else _forever(config, args))
+    except ScheduleError as exc:
+        print(f"kube-autorollout: cronSchedule: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KubeConfigError as exc:
+        print(f"kube-autorollout: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except (KubeError, RegistryError) as exc:
+        print(f"kube-autorollout: reconcile failed: {exc}", file=sys.stderr)
+        return EXIT_FAILURE

@@ -1,0 +1,44 @@
+"""`kube-autorollout status`: the labeled workloads in scope, container by container, and whether each
+is up to date with its registry — computed exactly as the next reconcile cycle would, changing nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from autorollout.cli.reconcile import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, load_or_report, open_reconciler
+from autorollout.config import Config
+from autorollout.kube import KubeConfigError, KubeError
+from autorollout.logs import configure_logging
+from reconciler.schedule import ScheduleError
+from reconciler.status import format_table, status_rows
+
+
+async def _status(config: Config, args: argparse.Namespace) -> str:
+    async with open_reconciler(config, args.kubeconfig) as reconciler:
+        await reconciler.start(watch=False)
+        plans = await reconciler.observe()
+    if not plans:
+        scope = ", ".join(reconciler.namespaces) if reconciler.namespaces else "all namespaces"
+        return f"No labeled workloads (kube-autorollout/enabled=true) in {scope}.\n"
+    return format_table(status_rows(plans), full=args.full or args.output == "wide")
+
+
+def command(args: argparse.Namespace) -> int:
+    """Print the status table; exit 1 when the cluster cannot be read."""
+    config = load_or_report(args.config)
+    if config is None:
+        return EXIT_USAGE
+    # Decisions are the table here; only problems go to stderr.
+    configure_logging("warn" if config.log_level in ("info", "debug", "trace") else config.log_level)
+    try:
+        sys.stdout.write(asyncio.run(_status(config, args)))
+    except ScheduleError as exc:
+        print(f"kube-autorollout: cronSchedule: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (KubeConfigError, KubeError) as exc:
+        print(f"kube-autorollout: status failed: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK

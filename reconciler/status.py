@@ -1,0 +1,141 @@
+"""The `status` table: per container of every labeled workload, what is recorded, what the registry says,
+and what the next cycle will do about it — the quickest answer to "why did (not) my app roll out?".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from reconciler.act import Result
+from reconciler.plan import ContainerState, ContainerVerdict, Rollout, WorkloadPlan
+
+if TYPE_CHECKING:
+    from reconciler.loop import CycleReport
+
+HEADERS = ("NAMESPACE", "KIND/NAME", "CONTAINER", "IMAGE", "RECORDED", "REGISTRY", "STATE")
+_SHORT_HEX = 12
+_NONE = "<none>"
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRow:
+    namespace: str
+    kind_name: str
+    container: str
+    image: str
+    recorded: str | None
+    registry: str | None
+    state: str
+
+
+def short_digest(digest: str | None, *, full: bool = False) -> str:
+    """`sha256:<64 hex>` -> its first 12 hex digits (docker's short form); `full` keeps it whole."""
+    if digest is None:
+        return _NONE
+    if full:
+        return digest
+    _, _, hex_part = digest.partition(":")
+    return (hex_part or digest)[:_SHORT_HEX]
+
+
+def state_text(verdict: ContainerVerdict, skipped: str | None = None) -> str:
+    """`up-to-date`, `will-roll`, `unrecorded`, `pinned` or `error: <one line>`; a skip is prefixed."""
+    if verdict.state is ContainerState.ERROR:
+        text = f"error: {' '.join(verdict.detail.split())}"
+    elif verdict.state is ContainerState.WILL_ROLL and verdict.recorded is None and verdict.running:
+        text = "will-roll (pods run another digest)"
+    else:
+        text = str(verdict.state)
+    return f"skipped, {skipped.lower()} ({text})" if skipped else text
+
+
+def status_rows(plans: Sequence[WorkloadPlan]) -> list[StatusRow]:
+    """One row per container, workloads sorted by namespace, kind and name."""
+    rows: list[StatusRow] = []
+    for plan in sorted(plans, key=lambda p: (p.workload.namespace, p.workload.kind, p.workload.name)):
+        w = plan.workload
+        for verdict in plan.verdicts:
+            rows.append(
+                StatusRow(
+                    namespace=w.namespace,
+                    kind_name=f"{w.kind.lower()}/{w.name}",
+                    container=verdict.container.name,
+                    image=verdict.container.image,
+                    recorded=verdict.recorded,
+                    registry=verdict.current,
+                    state=state_text(verdict, plan.skipped),
+                )
+            )
+    return rows
+
+
+def format_table(rows: Sequence[StatusRow], *, full: bool = False) -> str:
+    """A kubectl-style table (columns separated by three spaces); `full` prints whole digests."""
+    cells = [HEADERS] + [
+        (
+            r.namespace,
+            r.kind_name,
+            r.container,
+            r.image,
+            short_digest(r.recorded, full=full),
+            short_digest(r.registry, full=full),
+            r.state,
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(HEADERS))]
+    lines = ["   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in cells]
+    return "\n".join(lines) + "\n"
+
+
+def _where(plan: WorkloadPlan) -> str:
+    w = plan.workload
+    return f"{w.namespace}/{w.kind.lower()}/{w.name}"
+
+
+def describe_cycle(report: CycleReport) -> list[str]:
+    """What a cycle did (or, dry run, would do): one line per decision, then a summary line."""
+    lines: list[str] = []
+    for plan in report.plans:
+        where = _where(plan)
+        for verdict in plan.errors:
+            lines.append(f"error        {where}: container {verdict.container.name}: {verdict.detail}")
+        if plan.skipped:
+            lines.append(f"skipped      {where}: {plan.skipped}")
+        action = plan.action
+        if action is None:
+            continue
+        verb = "would " if report.dry_run else ""
+        if isinstance(action, Rollout):
+            for c in action.changes:
+                lines.append(
+                    f"{verb}roll out  {where}: container {c.container} ({c.image}): "
+                    f"{c.old or 'unrecorded'} -> {c.new}"
+                )
+        else:
+            for name, value in sorted(action.records.items()):
+                lines.append(f"{verb}record    {where}: container {name}: {value} (adoption, no rollout)")
+    for outcome in report.outcomes:
+        if outcome.result is Result.FAILED:
+            lines.append(f"failed       {_where(outcome.plan)}: {outcome.error}")
+        elif outcome.attempts > 1:
+            lines.append(
+                f"re-planned   {_where(outcome.plan)}: changed while planned; "
+                f"{outcome.result} after {outcome.attempts} attempts"
+            )
+    if report.dry_run:
+        summary = (
+            f"dry run: {report.workloads} workloads, {report.unique_images} unique images; would roll out "
+            f"{len(report.planned_rollouts)}, would record {len(report.planned_adoptions)}, "
+            f"registry errors {len(report.registry_errors)}; nothing was changed"
+        )
+    else:
+        summary = (
+            f"cycle: {report.workloads} workloads, {report.unique_images} unique images; rolled out "
+            f"{report.count(Result.ROLLED_OUT)}, recorded {report.count(Result.ADOPTED)}, "
+            f"registry errors {len(report.registry_errors)}, failed patches {report.count(Result.FAILED)}"
+            f" in {report.duration:.2f}s"
+        )
+    return [*lines, summary]
