@@ -23,6 +23,18 @@ def _not_built(what: str) -> Command:
     return command
 
 
+def _certs(args: argparse.Namespace) -> int:
+    from autorollout.cli.certs import command  # noqa: PLC0415
+
+    return command(args)
+
+
+def _webhook(args: argparse.Namespace) -> int:
+    from autorollout.cli.webhook import command  # noqa: PLC0415
+
+    return command(args)
+
+
 def _reconcile(args: argparse.Namespace) -> int:
     from autorollout.cli.reconcile import command  # noqa: PLC0415
 
@@ -67,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     webhook = sub.add_parser("webhook", help="the admission webhook server only")
     _add_common(webhook)
     _add_webhook_flags(webhook)
-    webhook.set_defaults(func=_not_built("webhook"))
+    webhook.set_defaults(func=_webhook)
 
     reconcile = sub.add_parser("reconcile", help="the scheduled reconciler only")
     _add_common(reconcile)
@@ -88,7 +100,30 @@ def build_parser() -> argparse.ArgumentParser:
     digest.set_defaults(func=_not_built("digest"))
 
     certs = sub.add_parser("certs", help="webhook TLS: mint certificates, write the caBundle")
-    certs.set_defaults(func=_not_built("certs"))
+    certs_sub = certs.add_subparsers(dest="certs_command", required=True, metavar="SUBCOMMAND")
+    generate = certs_sub.add_parser("generate", help="mint a CA and a serving certificate")
+    generate.add_argument("--out", required=True, metavar="DIR", help="writes ca.crt, tls.crt, tls.key")
+    generate.add_argument("--dns", nargs="+", action="extend", default=[], metavar="NAME", help="DNS names")
+    generate.add_argument("--ip", nargs="+", action="extend", default=[], metavar="IP", help="IP addresses")
+    generate.add_argument("--secret", metavar="NAMESPACE/NAME", help="also write a kubernetes.io/tls Secret")
+    webhook_config = certs_sub.add_parser("webhook-config", help="print or apply the webhook configuration")
+    webhook_config.add_argument("--name", default="kube-autorollout", help="configuration name")
+    target = webhook_config.add_mutually_exclusive_group(required=True)
+    target.add_argument("--url", help="https://HOST:PORT/mutate, for a webhook outside the cluster")
+    target.add_argument("--service", metavar="NAMESPACE/NAME", help="the webhook's Service")
+    webhook_config.add_argument("--service-port", type=int, default=443, metavar="PORT")
+    webhook_config.add_argument("--ca-file", metavar="PATH", help="CA certificate for the caBundle")
+    webhook_config.add_argument(
+        "--namespace", action="append", default=[], metavar="NS", help="only these namespaces (repeatable)"
+    )
+    webhook_config.add_argument("--timeout-seconds", type=int, default=5, metavar="N")
+    webhook_config.add_argument("--apply", action="store_true", help="create or update it in the cluster")
+    inject = certs_sub.add_parser("inject-cabundle", help="write the caBundle into the webhook configuration")
+    inject.add_argument("--name", default="kube-autorollout", help="configuration name")
+    inject.add_argument("--ca-file", required=True, metavar="PATH", help="CA certificate (PEM)")
+    for certs_command in (generate, webhook_config, inject):
+        _add_common(certs_command)
+    certs.set_defaults(func=_certs)
     return parser
 
 

@@ -1,0 +1,173 @@
+"""`kube-autorollout webhook`: the admission webhook server on its own.
+
+Also the composition helpers `webhook_settings` and `open_webhook`, which `run` uses to serve the
+webhook next to the reconciler with the same resolver (one digest cache for both halves).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+from autorollout.config import Config, ConfigError, WebhookConfig, load_config
+from autorollout.credentials import CredentialStore
+from autorollout.kube import KubeClient, KubeConfigError
+from autorollout.kube.pull_secrets import PullSecretReader
+from autorollout.logs import configure_logging
+from autorollout.registry.client import RegistryClient
+from autorollout.registry.resolver import DigestResolver
+from webhook.admission import AdmissionReviewer
+from webhook.app import build_app
+from webhook.policy import PullPolicyMode
+from webhook.server import WebhookServer, WebhookServerError
+from webhook.tls import ServingCertificate, ServingCertificateError
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+log = logging.getLogger("kube_autorollout.webhook")
+
+
+class WebhookSetupError(Exception):
+    """The webhook cannot start with this configuration (reported as bad configuration)."""
+
+
+def webhook_settings(config: Config, args: argparse.Namespace) -> WebhookConfig:
+    """`webhook:` from the config with the command-line flags applied; needs a certificate and key."""
+    updates: dict[str, Any] = {}
+    for flag, key in (
+        ("tls_cert", "tls_cert_file"),
+        ("tls_key", "tls_key_file"),
+        ("webhook_host", "host"),
+        ("webhook_port", "port"),
+    ):
+        value = getattr(args, flag, None)
+        if value is not None:
+            updates[key] = value
+    settings = config.webhook.model_copy(update=updates)
+    if not settings.tls_cert_file or not settings.tls_key_file:
+        raise WebhookSetupError(
+            "the webhook serves HTTPS only: give --tls-cert and --tls-key "
+            "(or webhook.tlsCertFile and webhook.tlsKeyFile)"
+        )
+    if not 0 <= settings.port <= 65535:
+        raise WebhookSetupError(f"--webhook-port {settings.port} is not a TCP port")
+    return settings
+
+
+def connect_kube(kubeconfig: str | None) -> KubeClient | None:
+    """An API client, or None (with a warning) when no connection is configured at all."""
+    try:
+        return KubeClient.from_kubeconfig(kubeconfig)
+    except KubeConfigError as exc:
+        log.warning(
+            "no Kubernetes API: imagePullSecrets of workloads will not be read",
+            extra={"fields": {"reason": str(exc)}},
+        )
+        return None
+
+
+@contextlib.asynccontextmanager
+async def open_webhook(
+    settings: WebhookConfig,
+    *,
+    kube: KubeClient | None,
+    resolver: DigestResolver,
+    credentials: CredentialStore,
+) -> AsyncIterator[WebhookServer]:
+    """A bound, not yet serving WebhookServer; `await server.serve()` and `server.shutdown()`."""
+    if not settings.tls_cert_file or not settings.tls_key_file:
+        raise WebhookSetupError("the webhook needs webhook.tlsCertFile and webhook.tlsKeyFile")
+    try:
+        certificate = ServingCertificate(settings.tls_cert_file, settings.tls_key_file)
+    except ServingCertificateError as exc:
+        raise WebhookSetupError(str(exc)) from None
+    reviewer = AdmissionReviewer(
+        resolver,
+        credentials,
+        mode=PullPolicyMode(settings.image_pull_policy),
+        lookup_budget=settings.lookup_budget_seconds,
+        pull_secrets=PullSecretReader(kube) if kube is not None else None,
+    )
+    server = WebhookServer(build_app(reviewer), certificate, host=settings.host, port=settings.port)
+    log.info(
+        "webhook listening",
+        extra={
+            "fields": {
+                "address": f"{settings.host}:{server.port}",
+                "image_pull_policy": settings.image_pull_policy,
+                "lookup_budget_seconds": settings.lookup_budget_seconds,
+            }
+        },
+    )
+    yield server
+
+
+async def _serve(config: Config, settings: WebhookConfig, kubeconfig: str | None) -> int:
+    credentials = CredentialStore.from_config(config, strict=False)
+    for problem in credentials.problems:
+        log.warning("registry credentials not available", extra={"fields": {"problem": problem}})
+    kube = connect_kube(kubeconfig)
+    client = RegistryClient(
+        ca_paths=config.tls.ca_certificate_paths,
+        artifactory_fallback=config.feature_flags.enable_jfrog_artifactory_fallback,
+    )
+    resolver = DigestResolver(
+        client,
+        cache_ttl=config.digest_cache_ttl_seconds,
+        per_registry_limit=config.reconciler.registry_concurrency,
+    )
+    try:
+        async with open_webhook(settings, kube=kube, resolver=resolver, credentials=credentials) as server:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, server.shutdown)
+            await server.serve()
+    finally:
+        await resolver.aclose()
+        await client.aclose()
+        if kube is not None:
+            await kube.aclose()
+    log.info("webhook stopped")
+    return EXIT_OK
+
+
+def run_event_loop(main: Coroutine[Any, Any, int]) -> int:
+    """Run `main` on uvloop when it is installed (it is with uvicorn[standard])."""
+    try:
+        import uvloop  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - uvloop is not built for every platform
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
+def command(args: argparse.Namespace) -> int:
+    """Serve `POST /mutate` over TLS until SIGTERM/SIGINT."""
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"kube-autorollout: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        settings = webhook_settings(config, args)
+    except WebhookSetupError as exc:
+        print(f"kube-autorollout: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging(config.log_level)
+    try:
+        return run_event_loop(_serve(config, settings, args.kubeconfig))
+    except WebhookSetupError as exc:
+        print(f"kube-autorollout: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except WebhookServerError as exc:
+        print(f"kube-autorollout: {exc}", file=sys.stderr)
+        return EXIT_FAILURE

@@ -1,0 +1,219 @@
+"""One admission review end to end: parse, plan, resolve digests within the budget, answer.
+
+The registry resolver, the credential store and the pull secret reader are passed in (the
+protocols below), so the webhook shares the reconciler's digest cache and needs no Kubernetes API
+for workloads that name no imagePullSecrets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Final, Protocol
+
+from autorollout.credentials import RegistryCredentials
+from autorollout.metrics import ADMISSION_REQUESTS
+from autorollout.registry.client import ManifestDigest
+from autorollout.registry.errors import (
+    CredentialBackoffError,
+    ForbiddenError,
+    LookupTimeoutError,
+    NotFoundError,
+    RateLimitedError,
+    RegistryError,
+    RegistryTlsError,
+    UnauthorizedError,
+    UnreachableError,
+)
+from autorollout.registry.resolver import Lookup
+from webhook.messages import warning
+from webhook.mutation import AdmissionPlan, Decision, decide, plan_admission
+from webhook.policy import PullPolicyMode, offenders
+from webhook.review import AdmissionRequest, ReviewError, allowed_response, denied_response, parse_review
+
+log = logging.getLogger(__name__)
+
+INTERNAL_ERROR_WARNING: Final = warning("internal error, admitted unchanged (see the webhook's log)")
+_MIN_LOOKUP_SECONDS: Final = 0.05
+
+PullSecrets = Sequence[Mapping[str, RegistryCredentials]]
+
+
+class DigestSource(Protocol):
+    """What the webhook needs of `DigestResolver`."""
+
+    async def resolve_many(
+        self,
+        lookups: Iterable[Lookup],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - a budget for results, as DigestResolver's
+        platforms: bool = False,
+    ) -> Mapping[Lookup, ManifestDigest | RegistryError]: ...
+
+
+class CredentialSource(Protocol):
+    """What the webhook needs of `CredentialStore`."""
+
+    def lookup(self, registry: str, pull_secrets: PullSecrets = ()) -> RegistryCredentials | None: ...
+
+
+class PullSecretSource(Protocol):
+    """What the webhook needs of the imagePullSecrets reader (cached, logs what it cannot read)."""
+
+    async def read(self, namespace: str, names: Sequence[str]) -> list[dict[str, RegistryCredentials]]: ...
+
+
+_REASONS: Final[tuple[tuple[type[RegistryError], str], ...]] = (
+    (NotFoundError, "tag not found"),
+    (UnauthorizedError, "registry refused the credentials"),
+    (ForbiddenError, "registry denied access"),
+    (CredentialBackoffError, "credentials rejected recently"),
+    (RateLimitedError, "registry rate limit"),
+    (UnreachableError, "registry unreachable"),
+    (RegistryTlsError, "registry TLS error"),
+)
+
+
+def failure_reason(error: RegistryError, budget: float) -> str:
+    """A few words on why a lookup failed, for a warning line."""
+    if isinstance(error, LookupTimeoutError):
+        return f"timed out, {budget:g}s budget"
+    for kind, reason in _REASONS:
+        if isinstance(error, kind):
+            return reason
+    return "bad registry response"
+
+
+class AdmissionReviewer:
+    """Answers AdmissionReview bodies for opted-in workloads (see `webhook.mutation`)."""
+
+    def __init__(
+        self,
+        resolver: DigestSource,
+        credentials: CredentialSource,
+        *,
+        mode: PullPolicyMode = PullPolicyMode.MUTATE,
+        lookup_budget: float = 2.0,
+        pull_secrets: PullSecretSource | None = None,
+    ) -> None:
+        self.resolver = resolver
+        self.credentials = credentials
+        self.mode = mode
+        self.lookup_budget = lookup_budget
+        self.pull_secrets = pull_secrets
+        self._outcomes = {
+            name: ADMISSION_REQUESTS.labels(name) for name in ("unchanged", "patched", "denied")
+        }
+        self._internal_errors = ADMISSION_REQUESTS.labels("error")
+
+    async def review(self, body: bytes) -> bytes:
+        """The response body for a review body; raises ReviewError when the body is malformed."""
+        request = parse_review(body)
+        try:
+            return await self._answer(request)
+        except ReviewError:
+            raise
+        except Exception:
+            # A bug must not block applies: admit as failurePolicy Ignore would, and say so.
+            log.exception("admission failed", extra={"fields": _subject(request)})
+            self._internal_errors.inc()
+            return allowed_response(request.uid, warnings=[INTERNAL_ERROR_WARNING])
+
+    async def _answer(self, request: AdmissionRequest) -> bytes:
+        plan = plan_admission(request)
+        if plan is None:
+            self._outcomes["unchanged"].inc()
+            return allowed_response(request.uid)
+        warnings: list[str] = []
+        digests: dict[str, str] = {}
+        failures: dict[str, str] = {}
+        if not (self.mode is PullPolicyMode.DENY and offenders(plan.containers)):
+            warnings = await self._resolve(request, plan, digests, failures)
+        decision = decide(plan, self.mode, digests, failures)
+        self._log(request, decision, digests)
+        if decision.denial is not None:
+            self._outcomes["denied"].inc()
+            return denied_response(request.uid, decision.denial, decision.warnings)
+        self._outcomes["patched" if decision.operations else "unchanged"].inc()
+        return allowed_response(request.uid, decision.operations, warnings + decision.warnings)
+
+    async def _resolve(
+        self,
+        request: AdmissionRequest,
+        plan: AdmissionPlan,
+        digests: dict[str, str],
+        failures: dict[str, str],
+    ) -> list[str]:
+        """Fill `digests`/`failures` per container name; returns warnings about pull secrets."""
+        containers = plan.lookups
+        if not containers:
+            return []
+        deadline = time.monotonic() + self.lookup_budget
+        warnings: list[str] = []
+        secrets: PullSecrets = ()
+        if plan.pull_secret_names:
+            secrets, warnings = await self._read_pull_secrets(request.namespace, plan.pull_secret_names)
+        by_container: dict[str, Lookup] = {}
+        for container in containers:
+            ref = container.reference
+            assert ref is not None  # plan.lookups has valid references only
+            by_container[container.name] = Lookup(ref, self.credentials.lookup(ref.registry, secrets))
+        timeout = max(_MIN_LOOKUP_SECONDS, deadline - time.monotonic())
+        results = await self.resolver.resolve_many(set(by_container.values()), timeout=timeout)
+        for name, lookup in by_container.items():
+            result = results.get(lookup)
+            if isinstance(result, ManifestDigest):
+                digests[name] = result.digest
+            elif isinstance(result, RegistryError):
+                failures[name] = failure_reason(result, self.lookup_budget)
+            else:
+                failures[name] = "not resolved"
+        return warnings
+
+    async def _read_pull_secrets(self, namespace: str, names: Sequence[str]) -> tuple[PullSecrets, list[str]]:
+        if self.pull_secrets is None:
+            return (), [
+                warning("imagePullSecrets not read (no Kubernetes API), using configured credentials")
+            ]
+        try:
+            # Half the budget at most, so the registry lookups keep the rest.
+            found = await asyncio.wait_for(
+                self.pull_secrets.read(namespace, names), timeout=self.lookup_budget / 2
+            )
+        except TimeoutError:
+            return (), [warning("imagePullSecrets not read in time; using configured credentials")]
+        except Exception as exc:
+            # The reader is injected and talks to the API: nothing it raises may fail an admission.
+            log.warning("imagePullSecrets not read: %s", exc, extra={"fields": {"namespace": namespace}})
+            return (), [warning("imagePullSecrets not read; using configured credentials")]
+        if len(found) < len(names):
+            missing = len(names) - len(found)
+            return found, [warning(f"{missing} of {len(names)} imagePullSecrets unreadable or empty")]
+        return found, []
+
+    def _log(self, request: AdmissionRequest, decision: Decision, digests: Mapping[str, str]) -> None:
+        outcome = "denied" if decision.denial else ("patched" if decision.operations else "unchanged")
+        if outcome == "unchanged" and not decision.warnings:
+            return
+        fields = _subject(request) | {
+            "outcome": outcome,
+            "operations": len(decision.operations),
+            "digests": dict(digests),
+            "warnings": decision.warnings,
+        }
+        if decision.denial:
+            fields["denial"] = decision.denial
+        log.info("admission %s", outcome, extra={"fields": fields})
+
+
+def _subject(request: AdmissionRequest) -> dict[str, object]:
+    return {
+        "uid": request.uid,
+        "kind": request.kind,
+        "namespace": request.namespace,
+        "name": request.name,
+        "operation": request.operation,
+        "dry_run": request.dry_run,
+    }

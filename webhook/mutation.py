@@ -1,0 +1,179 @@
+"""Pure admission logic: which workloads to touch, what to resolve, and the JSON patch to answer.
+
+`plan_admission` decides from the request alone; the caller resolves `plan.lookups` at the
+registries; `decide` turns the plan and the digests found into patch operations, warnings or a
+denial. No I/O here, so every branch is unit-tested on plain dicts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Final
+
+import jsonpatch
+
+from autorollout.annotations import digest_annotation_key, format_recorded
+from webhook.messages import container_warning
+from webhook.policy import PullPolicyMode, enforce
+from webhook.review import AdmissionRequest, JsonObject, ReviewError
+from webhook.workload import (
+    Container,
+    TemplateChange,
+    annotations_of,
+    containers_of,
+    digest_annotations,
+    is_eligible,
+    pull_secret_names,
+    template_change,
+)
+
+# The name part of an annotation key (a qualified name); container names are DNS labels, a subset.
+_ANNOTATION_NAME: Final = re.compile(r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?", re.ASCII)
+
+
+class Baseline(Enum):
+    """What to do with the recorded digests of a request."""
+
+    RESOLVE = "resolve"  # new pods will pull: record what each tag points to now
+    KEEP = "keep"  # the reconciler's own rollout patch: its digests are fresh, keep them
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionPlan:
+    """What a request about an opted-in workload needs, decided before any lookup."""
+
+    containers: tuple[Container, ...]
+    baseline: Baseline
+    annotations: JsonObject | None
+    has_metadata: bool
+    pull_secret_names: tuple[str, ...]
+
+    @property
+    def lookups(self) -> list[Container]:
+        """Containers whose digest to resolve: valid names and references, not pinned."""
+        if self.baseline is not Baseline.RESOLVE:
+            return []
+        return [c for c in self.containers if _recordable(c) and c.reference and not c.reference.is_pinned]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer: RFC 6902 operations and warnings, or a denial message."""
+
+    operations: list[JsonObject] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    denial: str | None = None
+
+
+def _recordable(container: Container) -> bool:
+    return bool(_ANNOTATION_NAME.fullmatch(container.name))
+
+
+def plan_admission(request: AdmissionRequest) -> AdmissionPlan | None:
+    """The plan for a request, or None when the workload is to be admitted unchanged."""
+    if not is_eligible(request):
+        return None
+    new = request.object
+    assert new is not None  # is_eligible checked it
+    baseline = Baseline.RESOLVE
+    if request.operation == "UPDATE":
+        old = request.old_object
+        if old is None:
+            raise ReviewError("request.oldObject is required for an UPDATE")
+        change = template_change(old, new)
+        if change is TemplateChange.NONE:
+            return None  # same pods: the recorded digests still describe them
+        if change is TemplateChange.RESTART_ONLY and digest_annotations(
+            annotations_of(new, "request.object")
+        ) != digest_annotations(annotations_of(old, "request.oldObject")):
+            baseline = Baseline.KEEP
+    metadata = new.get("metadata")
+    return AdmissionPlan(
+        containers=containers_of(new, "request.object"),
+        baseline=baseline,
+        annotations=annotations_of(new, "request.object"),
+        has_metadata=isinstance(metadata, dict),
+        pull_secret_names=pull_secret_names(new, "request.object"),
+    )
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def annotation_operations(
+    annotations: Mapping[str, Any] | None, changes: Mapping[str, str | None], *, has_metadata: bool = True
+) -> list[JsonObject]:
+    """Operations setting (str) or removing (None) annotations, skipping those already so."""
+    if annotations is None:
+        added = {key: value for key, value in changes.items() if value is not None}
+        if not added:
+            return []
+        if not has_metadata:
+            return [{"op": "add", "path": "/metadata", "value": {"annotations": added}}]
+        return [{"op": "add", "path": "/metadata/annotations", "value": added}]
+    operations: list[JsonObject] = []
+    for key, value in changes.items():
+        path = f"/metadata/annotations/{_escape(key)}"
+        if value is None:
+            if key in annotations:
+                operations.append({"op": "remove", "path": path})
+        elif annotations.get(key) != value:
+            operations.append({"op": "add", "path": path, "value": value})
+    return operations
+
+
+def _digest_changes(
+    plan: AdmissionPlan, digests: Mapping[str, str], failures: Mapping[str, str]
+) -> tuple[dict[str, str | None], list[str]]:
+    changes: dict[str, str | None] = {}
+    warnings: list[str] = []
+    recorded = digest_annotations(plan.annotations)
+    present = {digest_annotation_key(c.name) for c in plan.containers if _recordable(c)}
+    for key in recorded:
+        if key not in present:
+            changes[key] = None  # the container is gone
+    if plan.baseline is Baseline.KEEP:
+        return changes, warnings
+    for container in plan.containers:
+        if not _recordable(container):
+            continue
+        key = digest_annotation_key(container.name)
+        digest = digests.get(container.name)
+        if digest is not None:
+            changes[key] = format_recorded(container.image, digest)
+            continue
+        changes[key] = None  # pinned, invalid or unresolved: nothing recorded for the new pods
+        if container.reference is None:
+            if container.image:
+                warnings.append(container_warning(container, "invalid image reference, digest not recorded"))
+        elif not container.reference.is_pinned:
+            reason = failures.get(container.name, "not resolved")
+            warnings.append(container_warning(container, f"digest not recorded ({reason})"))
+    return changes, warnings
+
+
+def decide(
+    plan: AdmissionPlan,
+    mode: PullPolicyMode,
+    digests: Mapping[str, str] | None = None,
+    failures: Mapping[str, str] | None = None,
+) -> Decision:
+    """Patch operations, warnings or denial for a plan, given digests found per container name.
+
+    `failures` holds a short reason per container whose lookup failed.
+    """
+    policy = enforce(plan.containers, mode)
+    if policy.denial is not None:
+        return Decision(denial=policy.denial)
+    changes, warnings = _digest_changes(plan, digests or {}, failures or {})
+    operations = policy.operations + annotation_operations(
+        plan.annotations, changes, has_metadata=plan.has_metadata
+    )
+    if operations:
+        # Built through jsonpatch so that every operation is checked against RFC 6902.
+        operations = list(jsonpatch.JsonPatch(operations).patch)
+    return Decision(operations=operations, warnings=policy.warnings + warnings)

@@ -1,0 +1,111 @@
+"""Serve the webhook app over TLS with uvicorn (httptools), following certificate rotation.
+
+Signals are left to the caller (the composition root stops the webhook and the reconciler
+together): call `shutdown()` to stop gracefully.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+from collections.abc import Callable, Generator
+from typing import Final
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from webhook.tls import ServingCertificate
+
+GRACEFUL_SECONDS: Final = 10.0
+
+
+class WebhookServerError(Exception):
+    """The listen address cannot be bound."""
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield  # the composition root owns the signals
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A bound TCP socket for `host:port` (IPv6 when the host is an IPv6 address)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        raise WebhookServerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+class WebhookServer:
+    """uvicorn over TLS 1.2+ for the webhook app; `ready` once it accepts connections."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        certificate: ServingCertificate,
+        *,
+        host: str = "0.0.0.0",  # noqa: S104 - a webhook listens for the API server
+        port: int = 8443,
+        graceful_seconds: float = GRACEFUL_SECONDS,
+    ) -> None:
+        self.certificate = certificate
+        self.host = host
+        self._socket = bind(host, port)
+        self.port: int = self._socket.getsockname()[1]
+
+        def context_factory(
+            _config: uvicorn.Config, _default: Callable[[], ssl.SSLContext]
+        ) -> ssl.SSLContext:
+            return certificate.context  # the live context, reloaded in place
+
+        config = uvicorn.Config(
+            app,
+            http="httptools",
+            ws="none",
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            server_header=False,
+            date_header=False,
+            ssl_context_factory=context_factory,
+            timeout_graceful_shutdown=int(graceful_seconds),
+        )
+        self._server = _Server(config)
+
+    @property
+    def ready(self) -> bool:
+        """True while the server accepts connections and is not shutting down."""
+        return self._server.started and not self._server.should_exit
+
+    def readiness_problem(self) -> str | None:
+        """None when ready, else a one-line reason (for `autorollout.probes.Readiness`)."""
+        if self._server.should_exit:
+            return "webhook server is stopping"
+        if not self._server.started:
+            return "webhook server is not listening yet"
+        return None
+
+    async def serve(self) -> None:
+        """Serve until `shutdown()`; reloads the certificate when its files change."""
+        watcher = asyncio.create_task(self.certificate.watch(), name="serving-certificate-watch")
+        try:
+            await self._server.serve(sockets=[self._socket])
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            self._socket.close()
+
+    def shutdown(self) -> None:
+        """Stop accepting connections and finish the open requests (graceful)."""
+        self._server.should_exit = True
