@@ -1,0 +1,113 @@
+"""The `status` table and the `reconcile --once` report lines."""
+
+from __future__ import annotations
+
+import pytest
+
+from autorollout.registry.errors import UnauthorizedError
+from reconciler.act import Outcome, Result
+from reconciler.loop import CycleReport
+from reconciler.plan import plan_workload
+from reconciler.records import parse_workload
+from reconciler.status import describe_cycle, format_table, short_digest, status_rows
+from tests.unit.reconciler_objects import D1, D2, IMAGE, SIDECAR, manifest, workload_object
+
+pytestmark = pytest.mark.unit
+
+
+def plans():  # type: ignore[no-untyped-def]
+    moved = parse_workload(
+        "Deployment",
+        workload_object(
+            name="web",
+            containers=[("app", IMAGE), ("side", SIDECAR)],
+            annotations={"digest.kube-autorollout/app": f"{IMAGE}@{D1}"},
+        ),
+    )
+    broken = parse_workload(
+        "StatefulSet",
+        workload_object(
+            kind="StatefulSet", name="db", annotations={"digest.kube-autorollout/app": f"{IMAGE}@{D1}"}
+        ),
+    )
+    error = UnauthorizedError("401 from registry\n(check credentials)", reference=IMAGE)
+    return [
+        plan_workload(moved, {"app": manifest(D2), "side": manifest(D1)}),
+        plan_workload(broken, {"app": error}),
+    ]
+
+
+def test_short_digest() -> None:
+    assert short_digest(D1) == "1" * 12
+    assert short_digest(D1, full=True) == D1
+    assert short_digest(None) == "<none>"
+
+
+def test_table_rows_and_states() -> None:
+    table = format_table(status_rows(plans()))
+    lines = table.splitlines()
+    assert lines[0].split() == [
+        "NAMESPACE",
+        "KIND/NAME",
+        "CONTAINER",
+        "IMAGE",
+        "RECORDED",
+        "REGISTRY",
+        "STATE",
+    ]
+    assert lines[1].split() == ["ns", "deployment/web", "app", IMAGE, "1" * 12, "2" * 12, "will-roll"]
+    assert lines[2].split() == ["ns", "deployment/web", "side", SIDECAR, "<none>", "1" * 12, "unrecorded"]
+    row = lines[3]
+    assert row.split()[:6] == ["ns", "statefulset/db", "app", IMAGE, "1" * 12, "<none>"]
+    assert "error: UnauthorizedError:" in row
+    assert "(check credentials)" in row  # the error is kept on one line
+    assert len(lines) == 4
+    # Columns line up under their headers.
+    at = lines[0].index("IMAGE")
+    assert [line[at:].split()[0] for line in lines[1:]] == [IMAGE, SIDECAR, IMAGE]
+    at = lines[0].index("STATE")
+    assert [line[at:].split()[0] for line in lines[1:]] == ["will-roll", "unrecorded", "error:"]
+
+
+def test_wide_table_prints_whole_digests() -> None:
+    table = format_table(status_rows(plans()), full=True)
+    assert D1 in table
+    assert D2 in table
+
+
+def test_paused_rows_say_so() -> None:
+    paused = parse_workload(
+        "Deployment",
+        workload_object(paused=True, annotations={"digest.kube-autorollout/app": f"{IMAGE}@{D1}"}),
+    )
+    rows = status_rows([plan_workload(paused, {"app": manifest(D2)})])
+    assert rows[0].state == "skipped, deployment is paused (will-roll)"
+
+
+def test_dry_run_report_lines() -> None:
+    report = CycleReport(
+        dry_run=True, workloads=2, unique_images=2, plans=plans(), registry_errors={IMAGE: "x"}
+    )
+    lines = describe_cycle(report)
+    assert lines[0] == f"would roll out  ns/deployment/web: container app ({IMAGE}): {D1} -> {D2}"
+    assert any(
+        line.startswith("error        ns/statefulset/db: container app: UnauthorizedError") for line in lines
+    )
+    assert lines[-1].startswith("dry run: 2 workloads, 2 unique images; would roll out 1, would record 0")
+    assert lines[-1].endswith("nothing was changed")
+
+
+def test_cycle_report_counts_outcomes_and_failure() -> None:
+    ps = plans()
+    report = CycleReport(
+        dry_run=False,
+        plans=ps,
+        outcomes=[Outcome(ps[0], Result.ROLLED_OUT, attempts=2)],
+    )
+    assert report.count(Result.ROLLED_OUT) == 1
+    assert not report.failed
+    lines = describe_cycle(report)
+    assert any(line.startswith("re-planned   ns/deployment/web") for line in lines)
+    assert "rolled out 1" in lines[-1]
+    report.registry_errors[IMAGE] = "UnauthorizedError"
+    assert report.failed
