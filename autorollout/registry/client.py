@@ -182,6 +182,23 @@ def parse_index(body: bytes) -> tuple[PlatformManifest, ...]:
     return tuple(platforms)
 
 
+def verify_manifest(body: bytes, header: str | None, pinned: str | None = None) -> str:
+    """The digest of a manifest body, checked against the `Docker-Content-Digest` header (its
+    algorithm is used when given) and against the digest asked for; BadResponseError on mismatch."""
+    expected = _valid_digest(header) if header is not None else None
+    if header is not None and expected is None:
+        raise BadResponseError(f"registry sent an invalid Docker-Content-Digest {header[:100]!r}")
+    algorithm = expected.split(":", 1)[0] if expected else "sha256"
+    computed = f"{algorithm}:{hashlib.new(algorithm, body).hexdigest()}"
+    if expected is not None and computed != expected:
+        raise BadResponseError(
+            f"manifest body does not match its Docker-Content-Digest ({expected} != {computed})"
+        )
+    if pinned is not None and pinned.split(":", 1)[0] == algorithm and computed != pinned:
+        raise BadResponseError(f"manifest body does not match the requested digest {pinned}")
+    return computed
+
+
 def _json_object(body: bytes) -> dict[str, Any]:
     try:
         data = json.loads(body)
@@ -193,18 +210,32 @@ def _json_object(body: bytes) -> dict[str, Any]:
 
 
 def build_ssl_context(ca_paths: Sequence[str]) -> ssl.SSLContext:
-    """The system trust store plus each CA file of `tls.caCertificatePaths`."""
+    """The system trust store plus each CA file of `tls.caCertificatePaths` (a directory: every
+    file in it, as Kubernetes mounts a Secret or ConfigMap)."""
     context = ssl.create_default_context()
     for path in ca_paths:
-        if not os.path.isfile(path):
+        if os.path.isdir(path):
+            files = sorted(
+                os.path.join(path, name)
+                for name in os.listdir(path)
+                if not name.startswith(".") and os.path.isfile(os.path.join(path, name))
+            )
+            if not files:
+                raise RegistryConfigError(
+                    f"CA certificate directory {path} (tls.caCertificatePaths) is empty"
+                )
+        elif os.path.isfile(path):
+            files = [path]
+        else:
             raise RegistryConfigError(f"CA certificate file {path} (tls.caCertificatePaths) does not exist")
-        try:
-            context.load_verify_locations(cafile=path)
-        except (ssl.SSLError, OSError) as exc:
-            raise RegistryConfigError(
-                f"CA certificate file {path} (tls.caCertificatePaths) is not a readable PEM "
-                f"certificate: {exc}"
-            ) from exc
+        for file in files:
+            try:
+                context.load_verify_locations(cafile=file)
+            except (ssl.SSLError, OSError) as exc:
+                raise RegistryConfigError(
+                    f"CA certificate file {file} (tls.caCertificatePaths) is not a readable PEM "
+                    f"certificate: {exc}"
+                ) from exc
     return context
 
 
@@ -384,18 +415,7 @@ class RegistryClient:
     def _verified(
         self, body: bytes, response: httpx.Response, pinned: str | None, *, platforms: bool
     ) -> ManifestDigest:
-        header = response.headers.get("Docker-Content-Digest")
-        expected = _valid_digest(header) if header is not None else None
-        if header is not None and expected is None:
-            raise BadResponseError(f"registry sent an invalid Docker-Content-Digest {header[:100]!r}")
-        algorithm = expected.split(":", 1)[0] if expected else "sha256"
-        computed = f"{algorithm}:{hashlib.new(algorithm, body).hexdigest()}"
-        if expected is not None and computed != expected:
-            raise BadResponseError(
-                f"manifest body does not match its Docker-Content-Digest ({expected} != {computed})"
-            )
-        if pinned is not None and pinned.split(":", 1)[0] == algorithm and computed != pinned:
-            raise BadResponseError(f"manifest body does not match the requested digest {pinned}")
+        digest = verify_manifest(body, response.headers.get("Docker-Content-Digest"), pinned)
         media_type = _media_type(response)
         if not media_type or media_type in ("application/json", "application/octet-stream"):
             media_type = str(_json_object(body).get("mediaType", media_type))
@@ -403,7 +423,7 @@ class RegistryClient:
         if platforms and media_type in INDEX_MEDIA_TYPES:
             entries = parse_index(body)
         return ManifestDigest(
-            digest=computed,
+            digest=digest,
             media_type=media_type,
             platform_digests=tuple(e.digest for e in entries),
             platforms=entries,
@@ -485,10 +505,10 @@ class RegistryClient:
         return BadResponseError(f"unexpected answer{suffix}", registry=registry)
 
     def _unauthorized_message(self, auth: RegistryAuth) -> str:
-        if auth.sent is Sent.NOTHING:
-            if auth.uses_credentials:
-                return "registry asked for a login the client cannot answer"
+        if not auth.uses_credentials:
             return "authentication required and no credentials are configured for this registry"
+        if auth.sent is Sent.NOTHING:
+            return "registry asked for a login the client cannot answer (or redirected to another host)"
         if auth.sent in (Sent.BASIC, Sent.STATIC_BEARER):
             return "registry rejected the credentials; they are not sent again during the backoff"
         return "the token issued does not allow pulling this repository (wrong name or no permission)"
@@ -535,4 +555,5 @@ __all__ = [
     "build_ssl_context",
     "parse_index",
     "parse_retry_after",
+    "verify_manifest",
 ]
