@@ -18,6 +18,36 @@ export CGO_ENABLED=0
 
 log() { printf '[install-cluster-binaries] %s\n' "$*" >&2; }
 
+[[ "$KUBE_VERSION" =~ ^v1\.[0-9]+\.[0-9]+$ ]] || { log "KUBE_VERSION must look like v1.37.2, got '$KUBE_VERSION'"; exit 2; }
+mkdir -p "$CACHE/bin" "$CACHE/build"
+
+# One build per component and version at a time: a second run waits for the first, then finds the cache.
+lock() {
+  exec {lock_fd}>"$CACHE/build/$1.lock"
+  flock -n "$lock_fd" || { log "$1: another run is building it, waiting"; flock "$lock_fd"; }
+}
+unlock() { exec {lock_fd}>&-; }
+
+# go build prints nothing while compiling; a heartbeat keeps CI logs (and people) informed.
+build_with_heartbeat() {
+  local what="$1" started=$SECONDS pid rc=0
+  shift
+  (
+    nap=
+    trap 'kill "$nap" 2>/dev/null; exit 0' TERM
+    while :; do
+      sleep 60 & nap=$!
+      wait "$nap"
+      log "$what: still building ($((SECONDS - started))s)"
+    done
+  ) &
+  pid=$!
+  "$@" || rc=$?
+  kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+  if ((rc != 0)); then log "$what: build failed (exit $rc)"; return "$rc"; fi
+  log "$what: built in $((SECONDS - started))s"
+}
+
 # Staging modules of k8s.io/kubernetes are published as k8s.io/<name> v0.<minor>.<patch>.
 staging_version() { echo "v0.${1#v1.}"; }
 
@@ -25,6 +55,10 @@ build_kubernetes() {
   local out="$CACHE/bin/kubernetes-$KUBE_VERSION"
   if [[ -x "$out/kube-apiserver" && -x "$out/kube-controller-manager" && -x "$out/kubectl" ]]; then
     log "kubernetes $KUBE_VERSION: cached in $out"; return
+  fi
+  lock "kubernetes-$KUBE_VERSION"
+  if [[ -x "$out/kube-apiserver" && -x "$out/kube-controller-manager" && -x "$out/kubectl" ]]; then
+    log "kubernetes $KUBE_VERSION: cached in $out"; unlock; return
   fi
   local work="$CACHE/build/kubernetes-$KUBE_VERSION" sv
   sv="$(staging_version "$KUBE_VERSION")"
@@ -50,7 +84,7 @@ for r in json.load(sys.stdin).get("Replace") or []:
   local started=$SECONDS
   for cmd in kube-apiserver kube-controller-manager kubectl; do
     log "kubernetes $KUBE_VERSION: building $cmd (first build takes several minutes)"
-    GOFLAGS="$GOFLAGS -mod=mod" go build -ldflags "-s -w \
+    GOFLAGS="$GOFLAGS -mod=mod" build_with_heartbeat "$cmd $KUBE_VERSION" go build -ldflags "-s -w \
       -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION \
       -X k8s.io/component-base/version.gitMajor=1 \
       -X k8s.io/component-base/version.gitMinor=$(echo "$KUBE_VERSION" | cut -d. -f2) \
@@ -58,13 +92,16 @@ for r in json.load(sys.stdin).get("Replace") or []:
       -o "$work/out/$cmd" "k8s.io/kubernetes/cmd/$cmd"
   done
   mkdir -p "$out" && mv "$work/out/"* "$out/"
-  log "kubernetes $KUBE_VERSION: built in $((SECONDS - started))s"
+  log "kubernetes $KUBE_VERSION: all built in $((SECONDS - started))s"
+  unlock
 }
 
 build_etcd() {
   local out="$CACHE/bin/etcd-$ETCD_VERSION"
   if [[ -x "$out/etcd" ]]; then log "etcd $ETCD_VERSION: cached in $out"; return; fi
-  local work="$CACHE/build/etcd-$ETCD_VERSION" started=$SECONDS
+  lock "etcd-$ETCD_VERSION"
+  if [[ -x "$out/etcd" ]]; then log "etcd $ETCD_VERSION: cached in $out"; unlock; return; fi
+  local work="$CACHE/build/etcd-$ETCD_VERSION"
   mkdir -p "$work" && cd "$work"
   cat > go.mod <<MOD
 module kube-autorollout.local/etcd-binaries
@@ -78,19 +115,24 @@ replace (
 )
 MOD
   log "etcd $ETCD_VERSION: building"
-  GOFLAGS="$GOFLAGS -mod=mod" go build -ldflags "-s -w" -o "$work/out/etcd" go.etcd.io/etcd/server/v3
+  GOFLAGS="$GOFLAGS -mod=mod" build_with_heartbeat "etcd $ETCD_VERSION" \
+    go build -ldflags "-s -w" -o "$work/out/etcd" go.etcd.io/etcd/server/v3
   mkdir -p "$out" && mv "$work/out/etcd" "$out/"
-  log "etcd $ETCD_VERSION: built in $((SECONDS - started))s"
+  unlock
 }
 
 build_helm() {
   local out="$CACHE/bin/helm-$HELM_VERSION"
   if [[ -x "$out/helm" ]]; then log "helm $HELM_VERSION: cached in $out"; return; fi
-  local started=$SECONDS
+  lock "helm-$HELM_VERSION"
+  if [[ -x "$out/helm" ]]; then log "helm $HELM_VERSION: cached in $out"; unlock; return; fi
   log "helm $HELM_VERSION: building"
-  GOBIN="$out" go install -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+  # Installed into a scratch dir first, so an interrupted build never looks cached.
+  GOBIN="$CACHE/build/helm-$HELM_VERSION" build_with_heartbeat "helm $HELM_VERSION" \
+    go install -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
     "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-  log "helm $HELM_VERSION: built in $((SECONDS - started))s"
+  mkdir -p "$out" && mv "$CACHE/build/helm-$HELM_VERSION/helm" "$out/"
+  unlock
 }
 
 build_etcd
