@@ -30,7 +30,7 @@ def workload(
     *,
     name: str = "web",
     labels: dict[str, str] | None = None,
-    containers: Sequence[Spec] = (("app", "registry.example:5000/team/app:latest"),),
+    containers: Sequence[Spec] = (("app", "reg.example:5000/team/app:latest"),),
     init: Sequence[Spec] = (),
     annotations: dict[str, str] | None = None,
     template_annotations: dict[str, str] | None = None,
