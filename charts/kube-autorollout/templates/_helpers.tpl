@@ -50,7 +50,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/* Namespaces in scope (JSON list), empty when every namespace is. */}}
 {{- define "kube-autorollout.namespaces" -}}
-{{- if .Values.config.reconciler.allNamespaces }}
+{{- if and .Values.config.reconciler.allNamespaces .Values.config.reconciler.namespaces }}
+{{- fail "set either config.reconciler.namespaces or config.reconciler.allNamespaces=true, not both" }}
+{{- else if .Values.config.reconciler.allNamespaces }}
 {{- list | toJson }}
 {{- else if .Values.config.reconciler.namespaces }}
 {{- .Values.config.reconciler.namespaces | uniq | toJson }}
