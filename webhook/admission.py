@@ -161,7 +161,7 @@ class AdmissionReviewer:
             assert ref is not None  # plan.lookups has valid references only
             by_container[container.name] = Lookup(ref, self.credentials.lookup(ref.registry, secrets))
         timeout = max(_MIN_LOOKUP_SECONDS, deadline - time.monotonic())
-        results = await self.resolver.resolve_many(set(by_container.values()), timeout=timeout)
+        results = await self.resolver.resolve_many(by_container.values(), timeout=timeout)
         for name, lookup in by_container.items():
             result = results.get(lookup)
             if isinstance(result, ManifestDigest):

@@ -7,6 +7,7 @@ denial. No I/O here, so every branch is unit-tested on plain dicts.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -69,7 +70,12 @@ class Decision:
 
 
 def _recordable(container: Container) -> bool:
-    return bool(_ANNOTATION_NAME.fullmatch(container.name))
+    return _fits_annotation_key(container.name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _fits_annotation_key(name: str) -> bool:
+    return _ANNOTATION_NAME.fullmatch(name) is not None
 
 
 def plan_admission(request: AdmissionRequest) -> AdmissionPlan | None:

@@ -6,6 +6,7 @@ as a ReviewError naming the field, so a malformed review gets a one-line 400.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final
@@ -18,7 +19,7 @@ WORKLOAD_KINDS: Final = frozenset({"Deployment", "StatefulSet", "DaemonSet"})
 _RESTART_KEYS: Final = (RESTARTED_AT, KUBECTL_RESTARTED_AT)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every admission, and frozen init costs 3x
 class Container:
     """One container or init container of a pod template, with its position in the object."""
 
@@ -116,7 +117,9 @@ def pull_secret_names(obj: JsonObject, where: str) -> tuple[str, ...]:
     return tuple(names)
 
 
+@functools.lru_cache(maxsize=4096)
 def _parse_reference(image: str) -> ImageReference | None:
+    # Cached: the same few images arrive again and again, and parsing is the costliest step.
     try:
         return parse_image_reference(image)
     except InvalidReferenceError:

