@@ -1,0 +1,171 @@
+"""Helpers for the reconciler's e2e tests: manifests, kubectl reads, the CLI as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from tests.harness.cluster import LocalCluster
+
+T = TypeVar("T")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DIGEST_PREFIX = "digest.kube-autorollout/"
+RESTARTED_AT = "kube-autorollout/restartedAt"
+KUBECTL_RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+
+
+def workload(
+    kind: str,
+    name: str,
+    namespace: str,
+    containers: Sequence[tuple[str, str]],
+    *,
+    init_containers: Sequence[tuple[str, str]] = (),
+    recorded: dict[str, str] | None = None,
+    labeled: bool = True,
+    replicas: int = 1,
+) -> dict[str, Any]:
+    """A workload manifest; `recorded` (container -> digest) writes the annotations the webhook would."""
+    annotations = {
+        f"{DIGEST_PREFIX}{c}": f"{image}@{recorded[c]}"
+        for c, image in [*containers, *init_containers]
+        if recorded and c in recorded
+    }
+
+    def spec(items: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+        return [{"name": n, "image": i, "imagePullPolicy": "Always"} for n, i in items]
+
+    pod_spec: dict[str, Any] = {"containers": spec(containers)}
+    if init_containers:
+        pod_spec["initContainers"] = spec(init_containers)
+    body: dict[str, Any] = {
+        "selector": {"matchLabels": {"app": name}},
+        "template": {"metadata": {"labels": {"app": name}}, "spec": pod_spec},
+    }
+    if kind in ("Deployment", "StatefulSet"):
+        body["replicas"] = replicas
+    if kind == "StatefulSet":
+        body["serviceName"] = name
+    return {
+        "apiVersion": "apps/v1",
+        "kind": kind,
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"kube-autorollout/enabled": "true"} if labeled else {},
+            "annotations": annotations,
+        },
+        "spec": body,
+    }
+
+
+def apply(cluster: LocalCluster, manifest: dict[str, Any]) -> None:
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+
+
+def get(cluster: LocalCluster, kind: str, namespace: str, name: str) -> dict[str, Any]:
+    out = cluster.kubectl("get", kind.lower(), name, "-n", namespace, "-o", "json").stdout
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def list_items(cluster: LocalCluster, resource: str, namespace: str, *selector: str) -> list[dict[str, Any]]:
+    args = ["get", resource, "-n", namespace, "-o", "json"]
+    if selector:
+        args += ["-l", ",".join(selector)]
+    items: list[dict[str, Any]] = json.loads(cluster.kubectl(*args).stdout)["items"]
+    return items
+
+
+def events(cluster: LocalCluster, namespace: str, reason: str) -> list[dict[str, Any]]:
+    return [e for e in list_items(cluster, "events", namespace) if e.get("reason") == reason]
+
+
+def wait_for(what: str, check: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.2) -> T:
+    """Poll `check` until it returns something truthy; fail naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def replicaset_count(cluster: LocalCluster, namespace: str, app: str) -> int:
+    return len(list_items(cluster, "replicasets", namespace, f"app={app}"))
+
+
+def wait_replicasets(cluster: LocalCluster, namespace: str, app: str, count: int) -> None:
+    wait_for(
+        f"{count} ReplicaSet(s) of {app}",
+        lambda: replicaset_count(cluster, namespace, app) == count,
+    )
+
+
+def write_config(path: Path, namespaces: Sequence[str] | None, **extra: Any) -> Path:
+    """A config file for the CLI; `namespaces=None` leaves the scope to its default."""
+    config: dict[str, Any] = {"cronSchedule": "*/45 * * * * *", **extra}
+    reconciler = dict(config.pop("reconciler", {}))
+    if namespaces is not None:
+        reconciler["namespaces"] = list(namespaces)
+    if reconciler:
+        config["reconciler"] = reconciler
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env.pop("CONFIG_FILE", None)
+    env.update(extra)
+    return env
+
+
+def run_cli(
+    cluster: LocalCluster, config: Path, *args: str, timeout: float = 90.0, kubeconfig: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`kube-autorollout ARGS --config CONFIG --kubeconfig ...` as a real process."""
+    argv = [
+        sys.executable,
+        "-m",
+        "autorollout.cli.main",
+        *args,
+        "--config",
+        str(config),
+        "--kubeconfig",
+        str(kubeconfig or cluster.kubeconfig),
+    ]
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT, env=cli_env(), check=False
+    )
+
+
+def start_cli(
+    cluster: LocalCluster, config: Path, *args: str, log_path: Path, **env: str
+) -> subprocess.Popen[bytes]:
+    """The CLI as a long-running process logging to `log_path` (stop it with SIGTERM)."""
+    argv = [
+        sys.executable,
+        "-m",
+        "autorollout.cli.main",
+        *args,
+        "--config",
+        str(config),
+        "--kubeconfig",
+        str(cluster.kubeconfig),
+    ]
+    log = log_path.open("wb")
+    try:
+        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=cli_env(**env))
+    finally:
+        log.close()
