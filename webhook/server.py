@@ -19,6 +19,7 @@ from starlette.types import ASGIApp
 from webhook.tls import ServingCertificate
 
 GRACEFUL_SECONDS: Final = 10.0
+_BACKLOG: Final = 2048
 
 
 class WebhookServerError(Exception):
@@ -40,6 +41,7 @@ def bind(host: str, port: int) -> socket.socket:
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         sock.bind((host.strip("[]"), port))
+        sock.listen(_BACKLOG)  # now, so that a taken port fails here and not inside uvicorn
     except OSError as exc:
         sock.close()
         raise WebhookServerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
@@ -105,6 +107,10 @@ class WebhookServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
             self._socket.close()
+
+    def close(self) -> None:
+        """Release the listening socket of a server that will not serve."""
+        self._socket.close()
 
     def shutdown(self) -> None:
         """Stop accepting connections and finish the open requests (graceful)."""
