@@ -1,0 +1,76 @@
+"""The labels and annotations of the contract: their keys, and the values recorded in them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+__all__ = [
+    "DIGEST_PREFIX",
+    "ENABLED_LABEL",
+    "ENABLED_SELECTOR",
+    "KUBECTL_RESTARTED_AT",
+    "RESTARTED_AT",
+    "digest_annotation_key",
+    "format_recorded",
+    "format_restarted_at",
+    "is_enabled",
+    "parse_recorded",
+    "restarted_at_key",
+]
+
+#: Workload label that opts a Deployment, StatefulSet or DaemonSet in (value "true").
+ENABLED_LABEL = "kube-autorollout/enabled"
+#: Label selector for the opted-in workloads.
+ENABLED_SELECTOR = f"{ENABLED_LABEL}=true"
+#: Prefix of the workload annotations recording each container's running digest.
+DIGEST_PREFIX = "digest.kube-autorollout/"
+#: Pod template annotation written to trigger a rollout.
+RESTARTED_AT = "kube-autorollout/restartedAt"
+#: Used instead with `featureFlags.enableKubectlAnnotation`: `kubectl rollout restart`'s, which
+#: GitOps tools ignore.
+KUBECTL_RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+
+_DIGEST_RE = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-f0-9]{32,}", re.ASCII)
+
+
+def is_enabled(labels: Mapping[str, str] | None) -> bool:
+    """True if a workload's labels opt it in."""
+    return labels is not None and labels.get(ENABLED_LABEL) == "true"
+
+
+def digest_annotation_key(container: str) -> str:
+    """`digest.kube-autorollout/<container>`: where a container's running digest is recorded."""
+    return DIGEST_PREFIX + container
+
+
+def format_recorded(image: str, digest: str) -> str:
+    """The recorded value: the image exactly as in the spec, "@", the digest ("sha256:<hex>")."""
+    if not _DIGEST_RE.fullmatch(digest):
+        raise ValueError(f"not a digest: {digest!r} (expected algorithm:hex, e.g. sha256:<64 hex>)")
+    return f"{image}@{digest}"
+
+
+def parse_recorded(value: str | None) -> tuple[str, str] | None:
+    """(image as in the spec, digest) from a recorded value, or None if it is not one."""
+    if not value:
+        return None
+    image, at, digest = value.rpartition("@")
+    if not at or not image or not _DIGEST_RE.fullmatch(digest):
+        return None
+    return image, digest
+
+
+def restarted_at_key(kubectl: bool) -> str:
+    """The pod template annotation that triggers a rollout (kubectl's when `kubectl` is true)."""
+    return KUBECTL_RESTARTED_AT if kubectl else RESTARTED_AT
+
+
+def format_restarted_at(moment: datetime | None = None) -> str:
+    """RFC 3339 UTC timestamp for the restartedAt annotation: "2025-01-02T03:04:05.123456Z".
+
+    Microseconds, so two rollouts within one second still change the pod template.
+    """
+    moment = datetime.now(UTC) if moment is None else moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
