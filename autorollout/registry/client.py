@@ -390,6 +390,8 @@ class RegistryClient:
         if not platforms:
             response, auth = await self._send("HEAD", url, ref, credentials)
             try:
+                # Reading the (empty) body completes the exchange, so the connection is kept alive.
+                await response.aread()
                 if response.status_code == 200:
                     digest = _valid_digest(response.headers.get("Docker-Content-Digest"))
                     if digest is not None:

@@ -85,10 +85,17 @@ class OciPusher:
         verify: ssl.SSLContext | bool = True,
         username: str | None = None,
         password: str | None = None,
+        user_agent: str = "oci-test-pusher",
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.auth = _PushAuth(username, password)
-        self._http = httpx.Client(base_url=self.base_url, verify=verify, auth=self.auth, timeout=10.0)
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            verify=verify,
+            auth=self.auth,
+            timeout=10.0,
+            headers={"User-Agent": user_agent},
+        )
 
     def close(self) -> None:
         self._http.close()

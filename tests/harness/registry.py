@@ -34,6 +34,8 @@ REGISTRY_BINARY = "/usr/bin/docker-registry"
 Mode = Literal["plain", "tls", "basic", "token"]
 MODES: tuple[Mode, ...] = ("plain", "tls", "basic", "token")
 TEST_USER = "tester"
+#: User-Agent of the harness's own requests (pushes, readiness probes); not counted by default.
+HARNESS_AGENT = "kar-test-harness"
 _LOG_RE = re.compile(
     r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[0-9.]+" (?P<status>\d{3}) \S+ "[^"]*" "(?P<agent>[^"]*)"'
 )
@@ -90,7 +92,13 @@ class LocalRegistry:
         return ssl.create_default_context(cafile=str(self.ca_file)) if self.ca_file else True
 
     def pusher(self) -> OciPusher:
-        return OciPusher(self.url, verify=self.verify, username=self.username, password=self.password)
+        return OciPusher(
+            self.url,
+            verify=self.verify,
+            username=self.username,
+            password=self.password,
+            user_agent=HARNESS_AGENT,
+        )
 
     def push_image(
         self, repository: str, tag: str, *, platforms: Sequence[str] | None = None, seed: int | None = None
@@ -139,12 +147,15 @@ class LocalRegistry:
         *,
         status: int | None = None,
         user_agent_substring: str | None = None,
+        include_harness: bool = False,
     ) -> int:
-        """How many logged requests match all the given filters."""
+        """How many logged requests match all the given filters (the harness's own pushes and
+        probes only with `include_harness`)."""
         return sum(
             1
             for e in self.requests()
-            if (method is None or e.method == method)
+            if (include_harness or HARNESS_AGENT not in e.user_agent)
+            and (method is None or e.method == method)
             and (path_substring is None or path_substring in e.path)
             and (status is None or e.status == status)
             and (user_agent_substring is None or user_agent_substring in e.user_agent)
@@ -271,7 +282,7 @@ def _wait_ready(registry: LocalRegistry, timeout: float) -> None:
                 log_tail = registry.app_log.read_text()[-2000:]
                 raise RuntimeError(f"docker-registry ({registry.mode}) exited at start: {log_tail}")
             try:
-                response = client.get(f"{registry.url}/v2/", headers={"User-Agent": "readiness-probe"})
+                response = client.get(f"{registry.url}/v2/", headers={"User-Agent": HARNESS_AGENT})
                 if response.status_code in (200, 401):
                     return
             except httpx.TransportError:

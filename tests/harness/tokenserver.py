@@ -70,7 +70,9 @@ class TokenServer:
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self.realm = f"http://127.0.0.1:{self.port}/token"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="tokenserver", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="tokenserver", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -78,14 +80,14 @@ class TokenServer:
         self._server.server_close()
         self._thread.join(timeout=5)
 
-    def issued_count(self, scope_substring: str | None = None, *, username: str | None = None) -> int:
-        """How many tokens were issued (status 200), optionally only for scopes containing a string."""
+    def issued_count(self, scope: str | None = None, *, username: str | None = None) -> int:
+        """How many tokens were issued (status 200), optionally only those asked for exactly `scope`."""
         with self._lock:
             return sum(
                 1
                 for r in self.requests
                 if r.status == 200
-                and (scope_substring is None or any(scope_substring in s for s in r.scopes))
+                and (scope is None or scope in r.scopes)
                 and (username is None or r.username == username)
             )
 

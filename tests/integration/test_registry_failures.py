@@ -1,0 +1,280 @@
+"""Failure modes against real endpoints: untrusted TLS, stopped registry, silent port, bad manifests
+through a fault-injecting proxy in front of the real registry."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+from autorollout.references import parse_image_reference
+from autorollout.registry.client import RegistryClient, RetryPolicy
+from autorollout.registry.errors import (
+    BadResponseError,
+    RegistryConfigError,
+    RegistryTlsError,
+    UnreachableError,
+)
+from certs.mint import mint_ca
+from tests.fixtures.registry import client_for, ref
+from tests.harness.registry import LocalRegistry, Mode
+
+pytestmark = pytest.mark.integration
+
+
+def test_untrusted_certificate_is_a_tls_error_without_http_fallback(
+    registry_tls: LocalRegistry, unique_repo: str
+) -> None:
+    registry_tls.push_image(unique_repo, "v1", seed=1)
+
+    async def scenario() -> RegistryTlsError:
+        async with RegistryClient() as client:  # system trust only: the test CA is missing
+            with pytest.raises(RegistryTlsError) as caught:
+                await client.resolve(ref(registry_tls, unique_repo, "v1"), None)
+            return caught.value
+
+    started = time.monotonic()
+    error = asyncio.run(scenario())
+    assert time.monotonic() - started < 2  # TLS failures are not retried
+    assert "tls.caCertificatePaths" in str(error)
+    assert "certificate" in str(error)
+    # Never downgraded to plain HTTP (that would show up as a request in the access log).
+    assert registry_tls.request_count() == 0
+
+
+def test_certificate_from_another_ca_is_a_tls_error(
+    registry_tls: LocalRegistry, unique_repo: str, tmp_path: Path
+) -> None:
+    registry_tls.push_image(unique_repo, "v1", seed=2)
+    other_ca = tmp_path / "other-ca.crt"
+    other_ca.write_bytes(mint_ca("some other CA")[0])
+
+    async def scenario() -> None:
+        async with RegistryClient(ca_paths=[str(other_ca)]) as client:
+            with pytest.raises(RegistryTlsError):
+                await client.resolve(ref(registry_tls, unique_repo, "v1"), None)
+
+    asyncio.run(scenario())
+
+
+def test_ca_directory_is_trusted(registry_tls: LocalRegistry, unique_repo: str, tmp_path: Path) -> None:
+    digest = registry_tls.push_image(unique_repo, "v1", seed=3)
+    ca_dir = tmp_path / "cas"
+    ca_dir.mkdir()
+    assert registry_tls.ca_file is not None
+    (ca_dir / "ca.crt").write_bytes(registry_tls.ca_file.read_bytes())
+    (ca_dir / "other.crt").write_bytes(mint_ca("another")[0])
+
+    async def scenario() -> str:
+        async with RegistryClient(ca_paths=[str(ca_dir)]) as client:
+            return (await client.resolve(ref(registry_tls, unique_repo, "v1"), None)).digest
+
+    assert asyncio.run(scenario()) == digest
+
+
+def test_missing_ca_file_names_the_path(tmp_path: Path) -> None:
+    missing = tmp_path / "nope" / "ca.crt"
+    with pytest.raises(RegistryConfigError, match=str(missing)):
+        RegistryClient(ca_paths=[str(missing)])
+    garbage = tmp_path / "garbage.crt"
+    garbage.write_text("not a certificate")
+    with pytest.raises(RegistryConfigError, match=str(garbage)):
+        RegistryClient(ca_paths=[str(garbage)])
+
+
+@pytest.mark.parametrize("mode", ["plain", "tls"])
+def test_stopped_registry_is_unreachable_quickly(
+    registry_factory: Callable[[Mode], LocalRegistry], mode: Mode
+) -> None:
+    registry = registry_factory(mode)
+    registry.push_image("gone/app", "v1", seed=4)
+    image = ref(registry, "gone/app", "v1")
+
+    async def scenario() -> None:
+        async with client_for(registry) as client:
+            await client.resolve(image, None)  # reachable while it runs
+            registry.stop()
+            errors_before = _errors(client)
+            started = time.monotonic()
+            with pytest.raises(UnreachableError, match="connect"):
+                await client.resolve(image, None)
+            assert time.monotonic() - started < 5
+            # connection refused is retried (3 attempts in all), then reported
+            assert _errors(client) - errors_before == 3
+
+    asyncio.run(scenario())
+
+
+def _errors(client: RegistryClient) -> int:
+    return sum(n for (_, _, outcome), n in client.requests_total.items() if outcome == "error")
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A loopback port that accepts connections and never says anything."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    try:
+        yield server.getsockname()[1]
+    finally:
+        server.close()
+
+
+def test_silent_registry_times_out_as_unreachable(silent_port: int) -> None:
+    image = parse_image_reference(f"127.0.0.1:{silent_port}/x/y:v1")
+
+    async def scenario() -> None:
+        timeout = httpx.Timeout(connect=0.5, read=0.3, write=0.3, pool=0.3)
+        async with RegistryClient(timeout=timeout, retry=RetryPolicy(attempts=1)) as client:
+            with pytest.raises(UnreachableError, match="in time"):
+                await client.resolve(image, None)
+
+    started = time.monotonic()
+    asyncio.run(scenario())
+    assert time.monotonic() - started < 2
+
+
+class _FaultyProxy:
+    """A real HTTP proxy in front of the real registry that changes what HEAD/GET answers say:
+    "no-digest-on-head" (drops Docker-Content-Digest from HEAD), "head-405", "tampered-body"
+    (flips a byte of GET bodies), "huge-body", "503-then-ok" (first two requests answer 503)."""
+
+    def __init__(self, upstream: str, fault: str) -> None:
+        self.fault = fault
+        self.seen: list[str] = []
+        self._upstream = httpx.Client(base_url=upstream, timeout=5.0)
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _relay(self, method: str) -> None:
+                proxy.seen.append(method)
+                if proxy.fault == "head-405" and method == "HEAD":
+                    self._answer(405, {}, b"")
+                    return
+                if proxy.fault == "503-then-ok" and len(proxy.seen) <= 2:
+                    self._answer(503, {"Retry-After": "0"}, b"")
+                    return
+                upstream = proxy._upstream.request(
+                    method, self.path, headers={"Accept": self.headers.get("Accept", "*/*")}
+                )
+                headers = {
+                    k: v
+                    for k, v in upstream.headers.items()
+                    if k.lower() in ("content-type", "docker-content-digest", "www-authenticate")
+                }
+                body = upstream.content
+                if proxy.fault == "no-digest-on-head" and method == "HEAD":
+                    headers.pop("docker-content-digest", None)
+                if proxy.fault == "tampered-body" and method == "GET" and body:
+                    body = body[:-2] + (b" " if body[-2:-1] != b" " else b"\n") + body[-1:]
+                if proxy.fault == "huge-body" and method == "GET":
+                    body = body + b" " * (5 * 1024 * 1024)
+                    headers.pop("docker-content-digest", None)
+                length = int(upstream.headers.get("content-length", "0")) if method == "HEAD" else len(body)
+                self._answer(upstream.status_code, headers, b"" if method == "HEAD" else body, length)
+
+            def _answer(
+                self, status: int, headers: dict[str, str], body: bytes, length: int | None = None
+            ) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body) if length is None else length))
+                self.end_headers()
+                if body:
+                    self.wfile.write(body)
+
+            def do_HEAD(self) -> None:
+                self._relay("HEAD")
+
+            def do_GET(self) -> None:
+                self._relay("GET")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._upstream.close()
+
+
+@pytest.fixture
+def faulty_proxy(registry_plain: LocalRegistry) -> Iterator[Callable[[str], _FaultyProxy]]:
+    proxies: list[_FaultyProxy] = []
+
+    def make(fault: str) -> _FaultyProxy:
+        proxy = _FaultyProxy(registry_plain.url, fault)
+        proxies.append(proxy)
+        return proxy
+
+    try:
+        yield make
+    finally:
+        for proxy in proxies:
+            proxy.close()
+
+
+def _resolve_through(proxy: _FaultyProxy, repository: str, *, platforms: bool = False) -> str:
+    image = parse_image_reference(f"{proxy.host}/{repository}:v1")
+
+    async def scenario() -> str:
+        async with RegistryClient(retry=RetryPolicy(base_delay=0.01)) as client:
+            return (await client.resolve(image, None, platforms=platforms)).digest
+
+    return asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("fault", ["no-digest-on-head", "head-405"])
+def test_get_fallback_when_head_gives_no_digest(
+    registry_plain: LocalRegistry, faulty_proxy: Callable[[str], _FaultyProxy], unique_repo: str, fault: str
+) -> None:
+    index_digest = registry_plain.push_image(
+        unique_repo, "v1", platforms=["linux/amd64", "linux/arm64"], seed=5
+    )
+    proxy = faulty_proxy(fault)
+    assert _resolve_through(proxy, unique_repo) == index_digest
+    assert proxy.seen == ["HEAD", "GET"]
+
+
+def test_body_not_matching_digest_is_a_bad_response(
+    registry_plain: LocalRegistry, faulty_proxy: Callable[[str], _FaultyProxy], unique_repo: str
+) -> None:
+    registry_plain.push_image(unique_repo, "v1", seed=6)
+    proxy = faulty_proxy("tampered-body")
+    with pytest.raises(BadResponseError, match="does not match"):
+        _resolve_through(proxy, unique_repo, platforms=True)
+    assert proxy.seen == ["GET"]  # not retried
+
+
+def test_oversized_manifest_is_refused(
+    registry_plain: LocalRegistry, faulty_proxy: Callable[[str], _FaultyProxy], unique_repo: str
+) -> None:
+    registry_plain.push_image(unique_repo, "v1", seed=7)
+    proxy = faulty_proxy("huge-body")
+    with pytest.raises(BadResponseError, match="bytes"):
+        _resolve_through(proxy, unique_repo, platforms=True)
+
+
+def test_server_errors_are_retried(
+    registry_plain: LocalRegistry, faulty_proxy: Callable[[str], _FaultyProxy], unique_repo: str
+) -> None:
+    digest = registry_plain.push_image(unique_repo, "v1", seed=8)
+    proxy = faulty_proxy("503-then-ok")
+    assert _resolve_through(proxy, unique_repo) == digest
+    assert proxy.seen == ["HEAD", "HEAD", "HEAD"]
