@@ -6,6 +6,7 @@ again, try again — a few times at most. Nothing here decides *whether* to roll
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -170,7 +171,8 @@ class Actuator:
         restarted_key: str,
         rollouts: TokenBucket,
         adoptions: TokenBucket,
-        max_attempts: int = 3,
+        max_attempts: int = 4,
+        conflict_pause: float = 0.05,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._kube = kube
@@ -179,6 +181,7 @@ class Actuator:
         self._rollouts = rollouts
         self._adoptions = adoptions
         self._max_attempts = max_attempts
+        self._conflict_pause = conflict_pause
         self._now = now
 
     async def apply(self, plan: WorkloadPlan, replan: Replan) -> Outcome:
@@ -204,6 +207,9 @@ class Actuator:
                 )
                 if attempts >= self._max_attempts:
                     return Outcome(plan, Result.FAILED, attempts, f"still conflicting: {exc}")
+                # A write to the workload is usually followed by its controller's status write;
+                # reading after that one saves a second conflict.
+                await asyncio.sleep(self._conflict_pause * attempts)
                 try:
                     fresh = parse_workload(workload.kind, await self._kube.get(path))
                 except NotFoundError:

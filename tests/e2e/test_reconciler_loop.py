@@ -1,0 +1,300 @@
+"""The reconcile cycle driven in-process where a test needs fine control: request counts, a concurrent
+edit between plan and act, the watch-fed cache, and pods whose status says what they run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from autorollout.cli.reconcile import open_reconciler
+from autorollout.config import Config
+from reconciler.act import Result
+from reconciler.loop import CycleReport, Reconciler
+from reconciler.plan import WorkloadPlan
+from tests.e2e.reconciler_helpers import (
+    DIGEST_PREFIX,
+    RESTARTED_AT,
+    apply,
+    events,
+    get,
+    list_items,
+    wait_for,
+    wait_replicasets,
+    workload,
+)
+from tests.harness.cluster import LocalCluster
+from tests.harness.registry import LocalRegistry
+
+pytestmark = pytest.mark.e2e
+
+
+def config_for(namespace: str, **extra: Any) -> Config:
+    return Config.model_validate({"reconciler": {"namespaces": [namespace]}, **extra})
+
+
+def with_reconciler(
+    cluster: LocalCluster,
+    config: Config,
+    body: Callable[[Reconciler], Awaitable[Any]],
+    *,
+    watch: bool = False,
+) -> Any:
+    async def main() -> Any:
+        async with open_reconciler(config, str(cluster.kubeconfig)) as reconciler:
+            await reconciler.start(watch=watch)
+            return await body(reconciler)
+
+    return asyncio.run(main())
+
+
+def test_one_moved_image_of_several_containers_is_one_patch(
+    cluster: LocalCluster, registry: LocalRegistry, namespace: str, unique_repo: str
+) -> None:
+    app, side, init = (f"{registry.host}/{unique_repo}-{n}:latest" for n in ("app", "side", "init"))
+    digests = {
+        "app": registry.push_image(f"{unique_repo}-app", "latest", seed=1),
+        "side": registry.push_image(f"{unique_repo}-side", "latest", seed=2),
+        "init": registry.push_image(f"{unique_repo}-init", "latest", seed=3),
+    }
+    apply(
+        cluster,
+        workload(
+            "Deployment",
+            "multi",
+            namespace,
+            [("app", app), ("side", side)],
+            init_containers=[("init", init)],
+            recorded=digests,
+        ),
+    )
+    wait_replicasets(cluster, namespace, "multi", 1)
+    moved = registry.push_image(f"{unique_repo}-side", "latest", seed=4)
+    head_before = registry.request_count("HEAD", "/manifests/")
+
+    report: CycleReport = with_reconciler(cluster, config_for(namespace), lambda r: r.run_cycle())
+
+    assert report.api_requests.get("PATCH") == 1
+    assert report.unique_images == 3
+    assert registry.request_count("HEAD", "/manifests/") - head_before == 3  # one per unique image
+    assert [o.result for o in report.outcomes] == [Result.ROLLED_OUT]
+    annotations = get(cluster, "Deployment", namespace, "multi")["metadata"]["annotations"]
+    assert annotations[f"{DIGEST_PREFIX}side"] == f"{side}@{moved}"
+    assert annotations[f"{DIGEST_PREFIX}app"] == f"{app}@{digests['app']}"
+    assert annotations[f"{DIGEST_PREFIX}init"] == f"{init}@{digests['init']}"
+    [event] = events(cluster, namespace, "RolloutTriggered")
+    assert event["message"] == f"container side: {digests['side']} -> {moved} ({side})"
+    wait_replicasets(cluster, namespace, "multi", 2)
+
+
+def test_shared_images_are_resolved_once_per_cycle(
+    cluster: LocalCluster, registry: LocalRegistry, namespace: str, unique_repo: str
+) -> None:
+    a, b = f"{registry.host}/{unique_repo}-a:latest", f"{registry.host}/{unique_repo}-b:latest"
+    da = registry.push_image(f"{unique_repo}-a", "latest", seed=5)
+    db = registry.push_image(f"{unique_repo}-b", "latest", seed=6)
+    for i in range(6):
+        containers = [("one", a), ("two", b)] if i % 2 else [("one", a)]
+        recorded = {"one": da, "two": db}
+        apply(cluster, workload("Deployment", f"w{i}", namespace, containers, recorded=recorded))
+    before = registry.request_count(path_substring="/manifests/")
+
+    report: CycleReport = with_reconciler(cluster, config_for(namespace), lambda r: r.run_cycle())
+
+    assert report.workloads == 6
+    assert report.unique_images == 2
+    assert registry.request_count(path_substring="/manifests/") - before == 2
+    assert report.outcomes == []
+
+
+def test_concurrent_edit_between_plan_and_act_is_not_lost(
+    cluster: LocalCluster, registry: LocalRegistry, namespace: str, unique_repo: str
+) -> None:
+    image = f"{registry.host}/{unique_repo}:latest"
+    v1 = registry.push_image(unique_repo, "latest", seed=7)
+    apply(cluster, workload("Deployment", "busy", namespace, [("app", image)], recorded={"app": v1}))
+    v2 = registry.push_image(unique_repo, "latest", seed=8)
+    edits: list[str] = []
+
+    async def edit(plan: WorkloadPlan) -> None:
+        # Someone else writes the workload after it was planned and before its patch is sent.
+        if not edits:
+            edits.append(plan.workload.resource_version)
+            change = {"metadata": {"labels": {"edited": "yes"}, "annotations": {"team": "blue"}}}
+            cluster.kubectl(
+                "patch", "deployment", "busy", "-n", namespace, "--type=merge", "-p", json.dumps(change)
+            )
+
+    config = config_for(namespace)
+
+    async def cycle(r: Reconciler) -> CycleReport:
+        r.before_act = edit
+        return await r.run_cycle()
+
+    report: CycleReport = with_reconciler(cluster, config, cycle)
+
+    [outcome] = report.outcomes
+    assert outcome.result is Result.ROLLED_OUT
+    # The test op rejected the first patch; re-read, re-planned, patched (a controller's status write
+    # right after the edit may cost one more round).
+    assert outcome.attempts >= 2
+    assert report.api_requests.get("PATCH") == outcome.attempts
+    deployment = get(cluster, "Deployment", namespace, "busy")
+    assert deployment["metadata"]["labels"]["edited"] == "yes"  # the concurrent edit survived
+    assert deployment["metadata"]["annotations"]["team"] == "blue"
+    assert deployment["metadata"]["annotations"][f"{DIGEST_PREFIX}app"] == f"{image}@{v2}"
+    assert RESTARTED_AT in deployment["spec"]["template"]["metadata"]["annotations"]
+    assert len(events(cluster, namespace, "RolloutTriggered")) == 1
+    wait_replicasets(cluster, namespace, "busy", 2)
+
+
+def test_concurrent_rollout_by_someone_else_is_not_repeated(
+    cluster: LocalCluster, registry: LocalRegistry, namespace: str, unique_repo: str
+) -> None:
+    image = f"{registry.host}/{unique_repo}:latest"
+    v1 = registry.push_image(unique_repo, "latest", seed=9)
+    apply(cluster, workload("Deployment", "raced", namespace, [("app", image)], recorded={"app": v1}))
+    v2 = registry.push_image(unique_repo, "latest", seed=10)
+
+    async def other_replica_wins(plan: WorkloadPlan) -> None:
+        # Another replica (or a stale leader) rolled out the same new digest in the meantime.
+        patch = {
+            "metadata": {"annotations": {f"{DIGEST_PREFIX}app": f"{image}@{v2}"}},
+            "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: "2025-01-01T00:00:00Z"}}}},
+        }
+        body = json.dumps(patch)
+        cluster.kubectl("patch", "deployment", "raced", "-n", namespace, "--type=merge", "-p", body)
+
+    async def cycle(r: Reconciler) -> CycleReport:
+        r.before_act = other_replica_wins
+        return await r.run_cycle()
+
+    report: CycleReport = with_reconciler(cluster, config_for(namespace), cycle)
+
+    [outcome] = report.outcomes
+    assert outcome.result is Result.NOTHING  # re-planned on the fresh object: already up to date
+    template = get(cluster, "Deployment", namespace, "raced")["spec"]["template"]["metadata"]["annotations"]
+    assert template[RESTARTED_AT] == "2025-01-01T00:00:00Z"
+    assert events(cluster, namespace, "RolloutTriggered") == []
+    wait_replicasets(cluster, namespace, "raced", 2)
+
+
+def test_watch_fed_cache_needs_no_api_requests_in_a_steady_cycle(
+    cluster: LocalCluster, registry: LocalRegistry, namespace: str, unique_repo: str
+) -> None:
+    image = f"{registry.host}/{unique_repo}:latest"
+    v1 = registry.push_image(unique_repo, "latest", seed=11)
+    apply(cluster, workload("Deployment", "first", namespace, [("app", image)], recorded={"app": v1}))
+
+    async def scenario(r: Reconciler) -> list[CycleReport]:
+        reports = [await r.run_cycle()]
+        # Created after the start: it arrives through the watch, not a LIST.
+        await asyncio.to_thread(apply, cluster, workload("StatefulSet", "late", namespace, [("app", image)]))
+        await _until(lambda: len(r.cache) == 2)
+        reports.append(await r.run_cycle())  # adopts "late"
+        await _until(lambda: all(w.recorded for w in r.cache.workloads()))
+        reports.append(await r.run_cycle())  # steady state
+        # Unlabeling removes a workload from scope (the watch reports it as deleted).
+        await asyncio.to_thread(
+            cluster.kubectl, "label", "statefulset", "late", "-n", namespace, "kube-autorollout/enabled-"
+        )
+        await _until(lambda: len(r.cache) == 1)
+        reports.append(await r.run_cycle())
+        return reports
+
+    reports: list[CycleReport] = with_reconciler(cluster, config_for(namespace), scenario, watch=True)
+
+    assert [r.workloads for r in reports] == [1, 2, 2, 1]
+    assert [o.result for o in reports[1].outcomes] == [Result.ADOPTED]  # (asked its pods, patched)
+    assert reports[2].api_requests == {}  # steady state: no LIST, no GET, nothing; the cache answered
+    assert reports[3].api_requests == {}
+
+
+async def _until(check: Callable[[], bool]) -> None:
+    """Poll the cache (filled by watch events on the same loop) until `check` holds, 20 s at most."""
+    async with asyncio.timeout(20.0):
+        while not check():  # noqa: ASYNC110 - the condition lives in plain data, no event to wait on
+            await asyncio.sleep(0.05)
+
+
+def _make_pods_run(cluster: LocalCluster, namespace: str, app: str, image_id: str) -> None:
+    """Do what a kubelet would: mark the workload's pods Running and Ready with `image_id`."""
+    pods = wait_for(f"pods of {app}", lambda: list_items(cluster, "pods", namespace, f"app={app}"))
+    for pod in pods:
+        container = pod["spec"]["containers"][0]
+        status = {
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "containerStatuses": [
+                {
+                    "name": container["name"],
+                    "image": container["image"],
+                    "imageID": image_id,
+                    "ready": True,
+                    "restartCount": 0,
+                    "state": {"running": {"startedAt": "2025-01-01T00:00:00Z"}},
+                }
+            ],
+        }
+        cluster.kubectl(
+            "patch", "pod", pod["metadata"]["name"], "-n", namespace, "--subresource=status",
+            "--type=merge", "-p", json.dumps({"status": status}),
+        )  # fmt: skip
+
+
+def test_adoption_rolls_out_when_the_pods_run_an_older_digest(
+    cluster: LocalCluster, registry: LocalRegistry, namespace: str, unique_repo: str
+) -> None:
+    image = f"{registry.host}/{unique_repo}:latest"
+    v1, _ = registry.push_index(unique_repo, "latest", seed=12)
+    apply(cluster, workload("Deployment", "stale", namespace, [("app", image)]))  # nothing recorded
+    _make_pods_run(cluster, namespace, "stale", f"{image.rsplit(':', 1)[0]}@{v1}")
+    v2, _ = registry.push_index(unique_repo, "latest", seed=13)
+
+    report: CycleReport = with_reconciler(cluster, config_for(namespace), lambda r: r.run_cycle())
+
+    assert [o.result for o in report.outcomes] == [Result.ROLLED_OUT]
+    annotations = get(cluster, "Deployment", namespace, "stale")["metadata"]["annotations"]
+    assert annotations[f"{DIGEST_PREFIX}app"] == f"{image}@{v2}"
+    [event] = events(cluster, namespace, "RolloutTriggered")
+    assert f"{v1} -> {v2}" in event["message"]
+    wait_replicasets(cluster, namespace, "stale", 2)
+
+
+def test_adoption_without_rollout_when_pods_run_a_platform_digest_of_the_index(
+    cluster: LocalCluster, registry: LocalRegistry, namespace: str, unique_repo: str
+) -> None:
+    image = f"{registry.host}/{unique_repo}:latest"
+    index, platforms = registry.push_index(unique_repo, "latest", seed=14)
+    apply(cluster, workload("Deployment", "current", namespace, [("app", image)]))
+    running = next(iter(platforms.values()))
+    _make_pods_run(cluster, namespace, "current", f"docker-pullable://{image.rsplit(':', 1)[0]}@{running}")
+
+    report: CycleReport = with_reconciler(cluster, config_for(namespace), lambda r: r.run_cycle())
+
+    assert [o.result for o in report.outcomes] == [Result.ADOPTED]
+    annotations = get(cluster, "Deployment", namespace, "current")["metadata"]["annotations"]
+    assert annotations[f"{DIGEST_PREFIX}app"] == f"{image}@{index}"  # the index digest is recorded
+    assert events(cluster, namespace, "RolloutTriggered") == []
+    wait_replicasets(cluster, namespace, "current", 1)
+
+
+def test_paused_deployment_is_skipped(
+    cluster: LocalCluster, registry: LocalRegistry, namespace: str, unique_repo: str
+) -> None:
+    image = f"{registry.host}/{unique_repo}:latest"
+    v1 = registry.push_image(unique_repo, "latest", seed=15)
+    manifest = workload("Deployment", "held", namespace, [("app", image)], recorded={"app": v1})
+    manifest["spec"]["paused"] = True
+    apply(cluster, manifest)
+    registry.push_image(unique_repo, "latest", seed=16)
+
+    report: CycleReport = with_reconciler(cluster, config_for(namespace), lambda r: r.run_cycle())
+
+    [plan] = report.plans
+    assert plan.skipped == "Deployment is paused"
+    assert report.outcomes == []
+    assert report.api_requests == {}
