@@ -235,8 +235,20 @@ class ManagedProcess:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, sig)
 
+    def terminate(self, grace: float) -> None:
+        """SIGTERM the group, SIGKILL it after `grace` seconds, and reap the process."""
+        self.signal_group(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(grace)
+        self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL whatever is left in the group and reap the process."""
+        self.signal_group(signal.SIGKILL)
+        self.popen.wait()
+
     def close(self) -> None:
-        """Close the log file handle (the process must have exited)."""
+        """Close the log file handle."""
         self._log.close()
 
 
@@ -291,6 +303,9 @@ class LocalCluster:
                 lambda: self.api_get("/api/v1/namespaces/default/serviceaccounts/default") is not None,
                 self.processes[-1],
             )
+        except KeyboardInterrupt:
+            self.stop()
+            raise
         except BaseException:
             self.stop(keep_run_dir=True)
             raise
@@ -301,16 +316,21 @@ class LocalCluster:
         """Stop the components in reverse start order (etcd last): SIGTERM, then SIGKILL; idempotent."""
         if self._stopped:
             return
+        try:
+            for proc in reversed(self.processes):
+                proc.terminate(_STOP_GRACE_SECONDS)
+        except KeyboardInterrupt:
+            # Ctrl-C while stopping: no more grace, but nothing may survive.
+            for proc in self.processes:
+                proc.kill()
+            self._release(keep_run_dir)
+            raise
+        self._release(keep_run_dir)
+
+    def _release(self, keep_run_dir: bool) -> None:
         self._stopped = True
         _unregister(self)
-        for proc in reversed(self.processes):
-            proc.signal_group(signal.SIGTERM)
-            try:
-                proc.popen.wait(_STOP_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                proc.signal_group(signal.SIGKILL)
-                proc.popen.wait()
-            proc.signal_group(signal.SIGKILL)  # anything the process left behind in its group
+        for proc in self.processes:
             proc.close()
         if self._http is not None:
             self._http.close()
