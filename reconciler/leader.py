@@ -86,6 +86,8 @@ class LeaderElector:
         self.leading = asyncio.Event()
         self.not_leading = asyncio.Event()
         self.not_leading.set()
+        #: Set once the first round (acquire attempt) is over, whatever its outcome.
+        self.decided = asyncio.Event()
 
     @property
     def is_leader(self) -> bool:
@@ -150,17 +152,21 @@ class LeaderElector:
         self.holder = self.identity
         return True
 
-    def _set_leading(self, leading: bool) -> None:
+    def _set_leading(self, leading: bool, *, stepping_down: bool = False) -> None:
         if leading == self.is_leader:
             return
+        fields = {"fields": {"lease": self._path, "identity": self.identity}}
         if leading:
             self.not_leading.clear()
             self.leading.set()
-            log.info("became leader", extra={"fields": {"lease": self._path, "identity": self.identity}})
+            log.info("became leader", extra=fields)
         else:
             self.leading.clear()
             self.not_leading.set()
-            log.warning("lost leadership", extra={"fields": {"lease": self._path, "identity": self.identity}})
+            if stepping_down:
+                log.info("stepping down", extra=fields)
+            else:
+                log.warning("lost leadership", extra=fields)
         metrics.LEADER.set(1 if leading else 0)
 
     async def _round(self) -> None:
@@ -183,6 +189,7 @@ class LeaderElector:
         try:
             while not stop.is_set():
                 await self._round()
+                self.decided.set()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self.renew_interval)
         finally:
@@ -191,7 +198,7 @@ class LeaderElector:
 
     async def release(self) -> None:
         """Give the Lease up so a standby takes over at once instead of after the lease duration."""
-        self._set_leading(False)
+        self._set_leading(False, stepping_down=True)
         try:
             obj = await self._kube.get(self._path)
             record = LeaseRecord.from_object(obj)

@@ -139,9 +139,13 @@ class Reconciler:
         self._policy_warned: set[tuple[str, str, str]] = set()
         self._in_patch = False
         self.elector: LeaderElector | None = None
+        self._elector_kube: KubeClient | None = None
         if config.leader_election.enabled:
+            # Its own connection: lease renewals neither queue behind a cycle's requests nor show up
+            # in a cycle's API request counts.
+            self._elector_kube = KubeClient(kube.settings)
             self.elector = LeaderElector(
-                kube,
+                self._elector_kube,
                 namespace=kube.namespace,
                 name=config.leader_election.lease_name,
                 identity=identity,
@@ -399,6 +403,8 @@ class Reconciler:
 
     async def aclose(self) -> None:
         await self.cache.aclose()
+        if self._elector_kube is not None:
+            await self._elector_kube.aclose()
 
     async def _start_with_retry(self, stop: asyncio.Event) -> bool:
         delay = 1.0
@@ -440,6 +446,8 @@ class Reconciler:
             await self.aclose()
 
     async def _loop(self, stop: asyncio.Event) -> None:
+        if self.elector is not None:
+            await _wait_any([stop, self.elector.decided])
         tick = self.schedule.next_after(datetime.now(UTC))
         while not stop.is_set():
             if self.elector is not None and not self.elector.is_leader:

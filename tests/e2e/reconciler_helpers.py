@@ -124,6 +124,25 @@ def write_config(path: Path, namespaces: Sequence[str] | None, **extra: Any) -> 
     return path
 
 
+def namespaced_kubeconfig(cluster: LocalCluster, namespace: str, path: Path) -> Path:
+    """A copy of the admin kubeconfig whose context namespace is `namespace`."""
+    path.write_text(cluster.kubeconfig.read_text())
+    cluster.kubectl("config", "set-context", "--current", f"--namespace={namespace}", f"--kubeconfig={path}")
+    return path
+
+
+def log_messages(path: Path) -> list[dict[str, Any]]:
+    """The JSON log lines a CLI process wrote so far."""
+    found = []
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith("{"):
+            try:
+                found.append(json.loads(line))
+            except ValueError:
+                continue
+    return found
+
+
 def cli_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     env.pop("CONFIG_FILE", None)
@@ -151,7 +170,12 @@ def run_cli(
 
 
 def start_cli(
-    cluster: LocalCluster, config: Path, *args: str, log_path: Path, **env: str
+    cluster: LocalCluster,
+    config: Path,
+    *args: str,
+    log_path: Path,
+    kubeconfig: Path | None = None,
+    **env: str,
 ) -> subprocess.Popen[bytes]:
     """The CLI as a long-running process logging to `log_path` (stop it with SIGTERM)."""
     argv = [
@@ -162,7 +186,7 @@ def start_cli(
         "--config",
         str(config),
         "--kubeconfig",
-        str(cluster.kubeconfig),
+        str(kubeconfig or cluster.kubeconfig),
     ]
     log = log_path.open("wb")
     try:
