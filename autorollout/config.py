@@ -354,6 +354,7 @@ class Config(_Section):
 
 # --- loading ------------------------------------------------------------------------------------
 
+_CONSTRUCTOR_FAILURES = (ValueError, TypeError, OverflowError, IndexError, KeyError, AttributeError)
 _VAR_RE = re.compile(r"\$(\$?)\{([^}]+)\}")
 Loc = tuple[str | int, ...]
 
@@ -409,7 +410,7 @@ def load_config_text(text: str, environ: Mapping[str, str] | None = None) -> Con
     problems.extend(_cross_field_problems(data, document))
 
     # A missing variable already explains any complaint about the value it left empty.
-    reported = set(document.substituted_paths)
+    reported = set(document.missing_variable_paths)
     problems = [p for p in problems if p in document.problems or p.split(":", 1)[0] not in reported]
     if problems or config is None:
         raise ConfigError(_in_file_order(problems))
@@ -429,7 +430,7 @@ def _kind(value: object) -> str:
         return "a list"
     if isinstance(value, str):
         return "a string"
-    return f"a {type(value).__name__}"
+    return "a single value"
 
 
 def _format_path(loc: Loc) -> str:
@@ -450,12 +451,16 @@ class _YamlDocument:
         self.data: Any = None
         self.problems: list[str] = []
         self.lines: dict[Loc, int] = {}
-        self.substituted_paths: list[str] = []
+        self.missing_variable_paths: list[str] = []
 
     @classmethod
     def parse(cls, text: str, environ: Mapping[str, str]) -> _YamlDocument:
         doc = cls()
-        loader = yaml.SafeLoader(text)
+        try:
+            loader = yaml.SafeLoader(text)
+        except yaml.reader.ReaderError as exc:
+            doc.problems.append(_reader_problem(exc))
+            return doc
         try:
             node = loader.get_single_node()
             if node is not None:
@@ -463,12 +468,14 @@ class _YamlDocument:
                 doc.data = loader.construct_document(node)
         except yaml.MarkedYAMLError as exc:
             doc.problems.append(_yaml_problem(exc))
+        except yaml.reader.ReaderError as exc:
+            doc.problems.append(_reader_problem(exc))
         except yaml.YAMLError as exc:
-            doc.problems.append(f"(yaml): invalid YAML: {exc}")
+            doc.problems.append(f"(yaml): invalid YAML: {_scrub(str(exc))}")
         except RecursionError:
             doc.problems.append("(yaml): nested too deeply")
-        except (ValueError, TypeError, OverflowError) as exc:  # e.g. an impossible date like 2024-13-01
-            doc.problems.append(f"(yaml): a value cannot be read: {exc}")
+        except _CONSTRUCTOR_FAILURES as exc:  # PyYAML's constructors on odd input, e.g. date 2024-13-01
+            doc.problems.append(f"(yaml): a value cannot be read: {_scrub(str(exc))}")
         finally:
             loader.dispose()
         return doc
@@ -519,7 +526,7 @@ class _YamlDocument:
             if value is None:
                 path = _format_path(loc)
                 self.problems.append(f"{path}: environment variable {name} is not set (line {line})")
-                self.substituted_paths.append(path)
+                self.missing_variable_paths.append(path)
                 return ""
             return value
 
@@ -534,9 +541,16 @@ def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
     mark = exc.problem_mark or exc.context_mark
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
     what = ": ".join(part for part in (exc.context, exc.problem) if part)
-    # Quoted fragments of the text (alias names, tags) could be a hard-coded token: drop them.
-    what = re.sub(r"'(?!<)[^']{4,}'", "'...'", what)
-    return f"(yaml): {where}invalid YAML: {what or 'syntax error'}"
+    return f"(yaml): {where}invalid YAML: {_scrub(what) or 'syntax error'}"
+
+
+def _reader_problem(exc: yaml.reader.ReaderError) -> str:
+    return f"(yaml): character {exc.position + 1}: invalid YAML: unacceptable character #x{exc.character:04x}"
+
+
+def _scrub(message: str) -> str:
+    """Drop quoted fragments of the file's text (alias names, tags, values): they could be a token."""
+    return re.sub(r"'(?!<)[^']{4,}'", "'...'", message.splitlines()[0] if message else message)
 
 
 def _describe_errors(exc: ValidationError, document: _YamlDocument) -> list[str]:

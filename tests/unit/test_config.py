@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from autorollout.config import (
     Config,
@@ -431,3 +433,36 @@ def test_invalid_cron(expression: str, fragment: str) -> None:
     with pytest.raises(ValueError, match="cron") as info:
         parse_cron(expression)
     assert fragment in str(info.value)
+
+
+def test_readme_configuration_example_loads() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Configuration\n", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    config = load_config_text(example, {"REGISTRY_TOKEN": "t"})
+    assert config == Config(
+        registries=config.registries,  # the only non-default part of the example
+        webserver=config.webserver,
+    )
+    assert [r.secret.type for r in config.registries] == ["ImagePullSecret", "Opaque", "None"]
+
+
+_yaml_pieces = st.sampled_from(
+    [
+        *["cronSchedule:", "registries:", "secret:", "type:", "token:", "mountPath:", "hostnamePattern:"],
+        *["webhook:", "port:", "tls:", "caCertificatePaths:", "Opaque", "ImagePullSecret", "${X}", "$${Y}"],
+        *["- ", "  ", "\n", "[", "]", "{", "}", ":", "&a ", "*a", "<<: ", "? ", "'", '"', "#", "\t", "\x00"],
+        *["!!int", "!!timestamp", "!!binary", "!!python/object", "2024-13-01", "1e400", "-1", "null", "true"],
+    ]
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.text(max_size=40), st.lists(_yaml_pieces, max_size=20).map("".join)))
+def test_any_text_loads_or_gives_one_line_problems(text: str) -> None:
+    problems: list[str] = []
+    try:
+        load_config_text(text, {"X": "1"})
+    except ConfigError as exc:
+        problems = exc.problems or ["<ConfigError without problems>"]
+    assert all(problem and "\n" not in problem and "<ConfigError" not in problem for problem in problems)
