@@ -11,7 +11,7 @@ and does reach the webhook, which recognises it and keeps the digests it wrote: 
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -128,15 +128,18 @@ def render_webhook_configuration(
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "webhooks": [webhook]}
 
 
-def namespace_selector_for(namespaces: list[str]) -> dict[str, Any]:
-    """A selector matching the named namespaces (by their `kubernetes.io/metadata.name` label)."""
-    if not namespaces:
-        return {}
-    return {
-        "matchExpressions": [
+def namespace_selector_for(
+    namespaces: Sequence[str] = (), labels: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """A selector for the named namespaces (their `kubernetes.io/metadata.name` label) and/or labels."""
+    selector: dict[str, Any] = {}
+    if namespaces:
+        selector["matchExpressions"] = [
             {"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(set(namespaces))}
         ]
-    }
+    if labels:
+        selector["matchLabels"] = dict(labels)
+    return selector
 
 
 def ca_bundle_operations(configuration: Mapping[str, Any], ca_pem: bytes) -> list[dict[str, Any]]:

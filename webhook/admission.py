@@ -67,10 +67,10 @@ class PullSecretSource(Protocol):
 
 _REASONS: Final[tuple[tuple[type[RegistryError], str], ...]] = (
     (NotFoundError, "tag not found"),
-    (UnauthorizedError, "registry refused the credentials"),
-    (ForbiddenError, "registry denied access"),
+    (UnauthorizedError, "unauthorized"),
+    (ForbiddenError, "access denied"),
     (CredentialBackoffError, "credentials rejected recently"),
-    (RateLimitedError, "registry rate limit"),
+    (RateLimitedError, "rate limited"),
     (UnreachableError, "registry unreachable"),
     (RegistryTlsError, "registry TLS error"),
 )

@@ -71,10 +71,7 @@ def enforce(containers: Sequence[Container], mode: PullPolicyMode) -> PolicyOutc
         return PolicyOutcome(denial=denial_message(found))
     if mode is PullPolicyMode.WARN:
         return PolicyOutcome(
-            warnings=[
-                container_warning(c, f"imagePullPolicy {policy}, tag updates may not be pulled")
-                for c, policy in found
-            ]
+            warnings=[container_warning(c, f"imagePullPolicy {policy}, not {ALWAYS}") for c, policy in found]
         )
     operations: list[JsonObject] = []
     warnings = []

@@ -31,6 +31,16 @@ def _split_pair(text: str, what: str) -> tuple[str, str]:
     return namespace, name
 
 
+def _labels(pairs: list[str]) -> dict[str, str]:
+    labels = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals or not key:
+            raise UsageError(f"--namespace-label must be KEY=VALUE, got {pair!r}")
+        labels[key] = value
+    return labels
+
+
 def _read_ca(path: str) -> bytes:
     try:
         return Path(path).read_bytes()
@@ -93,7 +103,7 @@ def _webhook_config(args: argparse.Namespace) -> int:
         url=args.url,
         service=service,
         ca_pem=_read_ca(args.ca_file) if args.ca_file else None,
-        namespace_selector=namespace_selector_for(args.namespace),
+        namespace_selector=namespace_selector_for(args.namespace, _labels(args.namespace_label)),
         timeout_seconds=args.timeout_seconds,
     )
     if not args.apply:

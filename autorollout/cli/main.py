@@ -47,6 +47,12 @@ def _status(args: argparse.Namespace) -> int:
     return command(args)
 
 
+def _digest(args: argparse.Namespace) -> int:
+    from autorollout.cli.digest import command  # noqa: PLC0415
+
+    return command(args)
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="PATH", help="config file (default: $CONFIG_FILE)")
     parser.add_argument(
@@ -97,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(digest)
     digest.add_argument("image", metavar="IMAGE")
     digest.add_argument("--platforms", action="store_true", help="also print platform manifest digests")
-    digest.set_defaults(func=_not_built("digest"))
+    digest.set_defaults(func=_digest)
 
     certs = sub.add_parser("certs", help="webhook TLS: mint certificates, write the caBundle")
     certs_sub = certs.add_subparsers(dest="certs_command", required=True, metavar="SUBCOMMAND")
@@ -115,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     webhook_config.add_argument("--ca-file", metavar="PATH", help="CA certificate for the caBundle")
     webhook_config.add_argument(
         "--namespace", action="append", default=[], metavar="NS", help="only these namespaces (repeatable)"
+    )
+    webhook_config.add_argument(
+        "--namespace-label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="only namespaces with this label (repeatable)",
     )
     webhook_config.add_argument("--timeout-seconds", type=int, default=5, metavar="N")
     webhook_config.add_argument("--apply", action="store_true", help="create or update it in the cluster")

@@ -72,6 +72,8 @@ def test_webhook_config_prints_yaml_with_the_ca_bundle(
             str(tmp_path / "ca.crt"),
             "--namespace",
             "team-a",
+            "--namespace-label",
+            "env=dev",
         ]
     )
     assert code == 0
@@ -86,6 +88,7 @@ def test_webhook_config_prints_yaml_with_the_ca_bundle(
         "port": 443,
     }
     assert webhook["namespaceSelector"]["matchExpressions"][0]["values"] == ["team-a"]
+    assert webhook["namespaceSelector"]["matchLabels"] == {"env": "dev"}
 
 
 def test_webhook_config_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -95,6 +98,8 @@ def test_webhook_config_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixtu
         main(["certs", "webhook-config", "--url", "https://a/mutate", "--ca-file", str(tmp_path / "x")]) == 2
     )
     assert "cannot read CA file" in capsys.readouterr().err
+    assert main(["certs", "webhook-config", "--url", "https://a/mutate", "--namespace-label", "novalue"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exited:
         main(["certs", "webhook-config", "--url", "https://a/mutate", "--service", "a/b"])
     assert exited.value.code == 2

@@ -70,7 +70,7 @@ def test_warn_only_warns() -> None:
     assert outcome.operations == []
     assert outcome.denial is None
     assert len(outcome.warnings) == 2
-    assert all("may not be pulled" in w and len(w) <= MAX_WARNING for w in outcome.warnings)
+    assert all(w.endswith(", not Always") and len(w) <= MAX_WARNING for w in outcome.warnings)
 
 
 def test_deny_names_every_offending_container() -> None:
