@@ -122,6 +122,7 @@ def test_namespace_fixture_gives_an_active_namespace_with_service_account_and_ro
 
 def test_rbac_is_enforced_for_service_accounts(cluster: LocalCluster, namespace: str) -> None:
     account = f"system:serviceaccount:{namespace}:default"
+    as_account = cluster.service_account_kubeconfig(namespace, "default")
 
     def can_patch() -> str:
         result = cluster.kubectl(
@@ -130,8 +131,11 @@ def test_rbac_is_enforced_for_service_accounts(cluster: LocalCluster, namespace:
         return result.stdout.strip()
 
     assert can_patch() == "no"
+    denied = cluster.kubectl("get", "deployments", kubeconfig=as_account, check=False)
+    assert denied.returncode != 0
+    assert "forbidden" in denied.stderr
     cluster.kubectl(
-        "create", "role", "patcher", "-n", namespace, "--verb=get,patch", "--resource=deployments"
+        "create", "role", "patcher", "-n", namespace, "--verb=get,list,patch", "--resource=deployments"
     )
     cluster.kubectl(
         "create",
@@ -143,6 +147,9 @@ def test_rbac_is_enforced_for_service_accounts(cluster: LocalCluster, namespace:
         f"--serviceaccount={namespace}:default",
     )
     wait_until("the RoleBinding to take effect", lambda: can_patch() == "yes", timeout=10)
+    assert cluster.kubectl("get", "deployments", kubeconfig=as_account).returncode == 0
+    whoami = json.loads(cluster.kubectl("auth", "whoami", "-o", "json", kubeconfig=as_account).stdout)
+    assert whoami["status"]["userInfo"]["username"] == account
 
 
 def test_chosen_kubectl_is_within_one_minor_of_the_server(cluster: LocalCluster) -> None:

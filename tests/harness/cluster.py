@@ -355,12 +355,17 @@ class LocalCluster:
     # use
 
     def kubectl(
-        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60.0
+        self,
+        *args: str,
+        input: str | None = None,
+        check: bool = True,
+        timeout: float = 60.0,
+        kubeconfig: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run the chosen kubectl with the admin kubeconfig; raises KubectlError on failure if `check`."""
+        """Run the chosen kubectl as admin (or as `kubeconfig`); raises KubectlError on failure if `check`."""
         argv = [
             str(self.kubectl_path),
-            f"--kubeconfig={self.kubeconfig}",
+            f"--kubeconfig={kubeconfig or self.kubeconfig}",
             f"--cache-dir={self.run_dir / 'kubectl-cache'}",
             *args,
         ]
@@ -370,6 +375,18 @@ class LocalCluster:
         if check and result.returncode != 0:
             raise KubectlError(result.returncode, argv, result.stdout, result.stderr)
         return result
+
+    def service_account_kubeconfig(self, namespace: str, name: str, *, duration: str = "1h") -> Path:
+        """A kubeconfig (mode 0600, in the run dir) that acts as ServiceAccount `namespace/name`."""
+        token = self.kubectl(
+            "create", "token", name, "-n", namespace, f"--duration={duration}"
+        ).stdout.strip()
+        path = self.run_dir / f"sa-{namespace}-{name}.kubeconfig"
+        user = f"system:serviceaccount:{namespace}:{name}"
+        _write_private(
+            path, _kubeconfig(self.server, self.ca_file.read_bytes(), user, token=token, namespace=namespace)
+        )
+        return path
 
     def api_get(self, path: str) -> dict[str, Any] | None:
         """GET `path` from the API server as admin: the JSON body, or None for 404."""
@@ -598,9 +615,24 @@ def _help_text(binary: Path) -> str:
     return result.stdout + result.stderr
 
 
-def _kubeconfig(server: str, ca_pem: bytes, user: str, cert_pem: bytes, key_pem: bytes) -> str:
+def _kubeconfig(
+    server: str,
+    ca_pem: bytes,
+    user: str,
+    cert_pem: bytes = b"",
+    key_pem: bytes = b"",
+    *,
+    token: str = "",
+    namespace: str = "default",
+) -> str:
     def b64(data: bytes) -> str:
         return base64.b64encode(data).decode()
+
+    credentials = (
+        {"token": token}
+        if token
+        else {"client-certificate-data": b64(cert_pem), "client-key-data": b64(key_pem)}
+    )
 
     config = {
         "apiVersion": "v1",
@@ -608,14 +640,9 @@ def _kubeconfig(server: str, ca_pem: bytes, user: str, cert_pem: bytes, key_pem:
         "clusters": [
             {"name": CLUSTER_NAME, "cluster": {"server": server, "certificate-authority-data": b64(ca_pem)}}
         ],
-        "users": [
-            {
-                "name": user,
-                "user": {"client-certificate-data": b64(cert_pem), "client-key-data": b64(key_pem)},
-            }
-        ],
+        "users": [{"name": user, "user": credentials}],
         "contexts": [
-            {"name": CLUSTER_NAME, "context": {"cluster": CLUSTER_NAME, "user": user, "namespace": "default"}}
+            {"name": CLUSTER_NAME, "context": {"cluster": CLUSTER_NAME, "user": user, "namespace": namespace}}
         ],
         "current-context": CLUSTER_NAME,
     }
