@@ -286,11 +286,11 @@ class Reconciler:
             for plan in plans:
                 if plan.action is None:
                     continue
+                if self.before_act is not None:
+                    await self.before_act(plan)
                 if should_stop():
                     report.interrupted = True
                     break
-                if self.before_act is not None:
-                    await self.before_act(plan)
                 self._in_patch = True
                 try:
                     outcome = await self.actuator.apply(plan, self.replan)
@@ -477,7 +477,11 @@ class Reconciler:
     async def _guarded_cycle(self, stop: asyncio.Event, lost: list[asyncio.Event]) -> None:
         """One cycle, cancelled at once if the lease is lost; on stop, a patch in flight may finish."""
         started = time.monotonic()
-        cycle = asyncio.create_task(self.run_cycle(should_stop=stop.is_set), name="reconcile cycle")
+
+        def should_stop() -> bool:
+            return stop.is_set() or any(e.is_set() for e in lost)
+
+        cycle = asyncio.create_task(self.run_cycle(should_stop=should_stop), name="reconcile cycle")
         outcome = "ok"
         try:
             while not cycle.done():

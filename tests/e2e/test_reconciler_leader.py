@@ -3,15 +3,20 @@ stopped leader releases the Lease and the standby takes over."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import signal
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from autorollout.cli.reconcile import open_reconciler
+from autorollout.config import Config
+from reconciler.plan import WorkloadPlan
 from tests.e2e.reconciler_helpers import (
     apply,
     events,
@@ -124,3 +129,72 @@ def test_only_the_lease_holder_rolls_out_and_a_standby_takes_over(
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+def test_losing_the_lease_abandons_the_cycle_before_its_patch(
+    cluster: LocalCluster, registry: LocalRegistry, namespace: str, unique_repo: str, tmp_path: Path
+) -> None:
+    image = f"{registry.host}/{unique_repo}:latest"
+    v1 = registry.push_image(unique_repo, "latest", seed=4)
+    apply(cluster, workload("Deployment", "contested", namespace, [("app", image)], recorded={"app": v1}))
+    wait_replicasets(cluster, namespace, "contested", 1)
+    registry.push_image(unique_repo, "latest", seed=5)
+    lease_name = f"kar-{secrets.token_hex(3)}"
+    config = Config.model_validate(
+        {
+            "cronSchedule": "* * * * * *",
+            "reconciler": {"namespaces": [namespace]},
+            "leaderElection": {
+                "enabled": True,
+                "leaseName": lease_name,
+                "leaseDurationSeconds": 6,
+                "renewSeconds": 1,
+            },
+        }
+    )
+    kubeconfig = namespaced_kubeconfig(cluster, namespace, tmp_path / "kubeconfig")
+    reached_after_loss: list[str] = []
+
+    def steal_lease() -> None:
+        # Another replica takes over (as after a network partition): a live lease in its name.
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        spec = {
+            "holderIdentity": "intruder",
+            "renewTime": now,
+            "acquireTime": now,
+            "leaseDurationSeconds": 60,
+        }
+        cluster.kubectl(
+            "patch", "lease", lease_name, "-n", namespace, "--type=merge", "-p", json.dumps({"spec": spec})
+        )
+
+    async def main() -> None:
+        async with open_reconciler(config, str(kubeconfig)) as reconciler:
+            elector = reconciler.elector
+            assert elector is not None
+
+            async def before_act(plan: WorkloadPlan) -> None:
+                # Planned a rollout while leading; the lease is lost before the patch goes out.
+                await asyncio.to_thread(steal_lease)
+                async with asyncio.timeout(10):
+                    await elector.not_leading.wait()
+                await asyncio.sleep(2)  # the cycle must be cancelled while waiting here
+                reached_after_loss.append(plan.workload.name)
+
+            reconciler.before_act = before_act
+            stop = asyncio.Event()
+            task = asyncio.create_task(reconciler.run_forever(stop))
+            await asyncio.wait_for(elector.not_leading.wait(), timeout=30)  # not yet leading
+            await asyncio.wait_for(elector.leading.wait(), timeout=30)
+            await asyncio.wait_for(elector.not_leading.wait(), timeout=30)  # lost it mid-cycle
+            await asyncio.sleep(3)  # standing by: no cycle runs
+            assert not elector.is_leader
+            stop.set()
+            await asyncio.wait_for(task, timeout=20)
+
+    asyncio.run(main())
+
+    assert reached_after_loss == []
+    assert events(cluster, namespace, "RolloutTriggered") == []
+    assert replicaset_count(cluster, namespace, "contested") == 1
+    assert lease(cluster, namespace, lease_name)["holderIdentity"] == "intruder"  # not released: not ours
