@@ -1,0 +1,76 @@
+"""`kube-autorollout digest IMAGE [--platforms]`: resolve one image reference at its registry with the
+configured credentials and CA files, and print the digest (the one the kubelet records for a pull)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from autorollout.config import ConfigError, load_config
+from autorollout.credentials import CredentialStore, RegistryCredentials
+from autorollout.references import ImageReference, InvalidReferenceError, parse_image_reference
+from autorollout.registry.client import ManifestDigest, RegistryClient
+from autorollout.registry.errors import RegistryConfigError, RegistryError
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+_PROG = "kube-autorollout"
+
+
+def format_result(result: ManifestDigest, *, platforms: bool) -> str:
+    """The digest; with `platforms`, then one "digest  os/arch[/variant]" line per index entry."""
+    lines = [result.digest]
+    if platforms:
+        lines += [f"{entry.digest}  {entry.platform}" for entry in result.platforms]
+    return "\n".join(lines) + "\n"
+
+
+async def _resolve(
+    client: RegistryClient, ref: ImageReference, credentials: RegistryCredentials | None, platforms: bool
+) -> ManifestDigest:
+    try:
+        return await client.resolve(ref, credentials, platforms=platforms)
+    finally:
+        await client.aclose()
+
+
+def command(args: argparse.Namespace) -> int:
+    """Print the digest `args.image` points to; 1 on a registry failure, 2 on bad input or config."""
+    try:
+        config = load_config(args.config)
+        ref = parse_image_reference(args.image)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{_PROG}: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except InvalidReferenceError as exc:
+        print(f"{_PROG}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    store = CredentialStore.from_config(config, strict=False)
+    credentials = store.lookup(ref.registry)
+    if credentials is None:
+        # Only worth mentioning when it may be why this lookup goes out anonymously.
+        for problem in store.problems:
+            print(f"{_PROG}: warning: {problem}", file=sys.stderr)
+    try:
+        client = RegistryClient(
+            ca_paths=config.tls.ca_certificate_paths,
+            artifactory_fallback=config.feature_flags.enable_jfrog_artifactory_fallback,
+        )
+    except RegistryConfigError as exc:
+        print(f"{_PROG}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    platforms = bool(getattr(args, "platforms", False))
+    try:
+        result = asyncio.run(_resolve(client, ref, credentials, platforms))
+    except RegistryError as exc:
+        print(f"{_PROG}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    sys.stdout.write(format_result(result, platforms=platforms))
+    if platforms and not result.is_index:
+        print(f"{_PROG}: {ref} is a single-platform manifest ({result.media_type})", file=sys.stderr)
+    return EXIT_OK
