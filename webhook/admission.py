@@ -125,6 +125,8 @@ class AdmissionReviewer:
         plan = plan_admission(request)
         if plan is None:
             self._outcomes["unchanged"].inc()
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("admission not ours", extra={"fields": _subject(request)})
             return allowed_response(request.uid)
         warnings: list[str] = []
         digests: dict[str, str] = {}
@@ -196,6 +198,8 @@ class AdmissionReviewer:
     def _log(self, request: AdmissionRequest, decision: Decision, digests: Mapping[str, str]) -> None:
         outcome = "denied" if decision.denial else ("patched" if decision.operations else "unchanged")
         if outcome == "unchanged" and not decision.warnings:
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("admission unchanged", extra={"fields": _subject(request)})
             return
         fields = _subject(request) | {
             "outcome": outcome,

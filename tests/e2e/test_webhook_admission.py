@@ -190,8 +190,24 @@ def test_unlabeled_workloads_are_untouched(cluster: LocalCluster, registry: Loca
     assert manifest_requests(registry, f"{repo}/app") == 0
 
 
+def reviews_seen(process: WebhookProcess, namespace: str, name: str, operation: str) -> int:
+    """Admission requests for one workload that reached the webhook (its debug log has one line each)."""
+    seen = 0
+    for line in process.log_text().splitlines():
+        if not line.startswith("{"):
+            continue
+        entry = json.loads(line)
+        if entry.get("msg", "").startswith("admission") and (
+            entry.get("namespace"),
+            entry.get("name"),
+            entry.get("operation"),
+        ) == (namespace, name, operation):
+            seen += 1
+    return seen
+
+
 def test_scale_keeps_digests_and_a_new_image_records_again(
-    cluster: LocalCluster, registry: LocalRegistry, ns: str
+    cluster: LocalCluster, registry: LocalRegistry, ns: str, mutate_webhook: WebhookProcess
 ) -> None:
     repo = short_repo()
     first = registry.push_image(f"{repo}/app", "latest", seed=9)
@@ -205,18 +221,22 @@ def test_scale_keeps_digests_and_a_new_image_records_again(
     moved = registry.push_image(f"{repo}/app", "latest", seed=11)
     assert moved != first
     lookups = manifest_requests(registry, f"{repo}/app")
+    reviews = reviews_seen(mutate_webhook, ns, "web", "UPDATE")
 
     cluster.kubectl("scale", "deployment", "web", "-n", ns, "--replicas=3")
     cluster.kubectl("label", "deployment", "web", "-n", ns, "tier=front")
     cluster.kubectl("annotate", "deployment", "web", "-n", ns, "owner=team-a")
 
-    # The running pods did not change, so neither did the recorded digests, and nothing was looked up.
+    # The running pods did not change, so neither did the recorded digests, and nothing was looked up:
+    # the matchConditions expression kept these updates from even reaching the webhook.
     assert digests_of(get(cluster, "Deployment", ns, "web"))["app"] == f"{app}@{first}"
     assert manifest_requests(registry, f"{repo}/app") == lookups
+    assert reviews_seen(mutate_webhook, ns, "web", "UPDATE") == reviews
 
     pinned_next = registry.push_image(f"{repo}/app", "next", seed=12)
     next_image = f"{registry.host}/{repo}/app:next"
     cluster.kubectl("set", "image", "deployment/web", "-n", ns, f"app={next_image}")
+    assert reviews_seen(mutate_webhook, ns, "web", "UPDATE") == reviews + 1
     assert digests_of(get(cluster, "Deployment", ns, "web")) == {
         "app": f"{next_image}@{pinned_next}",
         "side": f"{side}@{side_digest}",
