@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 import pytest
 
 from certs.mint import mint_ca, mint_serving_cert
+from tests.harness import cluster as harness
 from tests.harness.cluster import REPO_ROOT, LocalCluster, parse_kube_version, within_kubectl_skew
 
 pytestmark = pytest.mark.e2e
@@ -285,6 +287,34 @@ def test_a_second_cluster_runs_beside_the_first_and_stop_leaves_no_process(clust
             os.killpg(pid, 0)  # the whole process group is gone, not only its leader
     assert not second.run_dir.exists()
     assert cluster.kubectl("get", "namespace", "default", "-o", "name").returncode == 0
+
+
+def test_a_port_taken_meanwhile_is_retried_with_fresh_ports(
+    cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    calls: list[int] = []
+
+    def first_etcd_ports_taken(count: int) -> list[int]:
+        calls.append(count)
+        ports = real_free_ports(count)
+        return [taken.getsockname()[1], *ports[1:]] if len(calls) == 1 else ports
+
+    real_free_ports = harness.free_ports
+    monkeypatch.setattr(harness, "free_ports", first_etcd_ports_taken)
+    local = LocalCluster(cluster.binaries)
+    try:
+        local.start()
+        assert "address already in use" in (local.run_dir / "etcd.log").read_text()
+        assert (
+            local.kubectl("get", "namespace", "default", "-o", "name").stdout.strip() == "namespace/default"
+        )
+    finally:
+        local.stop()
+        taken.close()
+    assert calls[:2] == [2, 2]
 
 
 CHILD = """
