@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -12,6 +13,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from autorollout.config import Config, load_config_text
+from certs.cabundle import (
+    TEMPLATE_CHANGED_CONDITION,
+    ServiceTarget,
+    namespace_selector_for,
+    render_webhook_configuration,
+)
 from tests.harness import helm
 from tests.harness.helm import CHART_DIR, VALUES_DIR, HelmError, Manifest, find, only, run_helm
 
@@ -216,8 +223,25 @@ def test_default_webhook_configuration() -> None:
         "path": "/mutate",
         "port": 443,
     }
-    [condition] = entry["matchConditions"]
-    assert f'"system:serviceaccount:{NS}:{FULLNAME}"' in condition["expression"]
+    assert entry["matchConditions"] == [TEMPLATE_CHANGED_CONDITION]
+
+
+def test_webhook_entry_matches_what_the_certs_command_renders() -> None:
+    """The chart and `kube-autorollout certs webhook-config` describe one webhook the same way."""
+    entry = copy.deepcopy(webhook_entry(render()))
+    target = ServiceTarget(namespace=NS, name=FULLNAME)
+    [expected] = render_webhook_configuration(
+        "unused", service=target, namespace_selector=namespace_selector_for([NS])
+    )["webhooks"]
+    del entry["clientConfig"]["caBundle"]
+    assert entry == expected
+
+
+def test_skip_own_requests_adds_a_condition_on_the_service_account() -> None:
+    entry = webhook_entry(render(set_values={"webhook.skipOwnRequests": "true"}))
+    template_changed, own = entry["matchConditions"]
+    assert template_changed == TEMPLATE_CHANGED_CONDITION
+    assert own["expression"] == f'request.userInfo.username != "system:serviceaccount:{NS}:{FULLNAME}"'
 
 
 def _public_key_verifies(issuer: x509.Certificate, cert: x509.Certificate) -> None:
