@@ -19,6 +19,7 @@ import base64
 import ipaddress
 import json
 import re
+import ssl
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,8 +33,10 @@ from autorollout.registry.errors import (
     CredentialBackoffError,
     ForbiddenError,
     RegistryError,
+    RegistryTlsError,
     ServerError,
     UnauthorizedError,
+    UnreachableError,
 )
 
 if TYPE_CHECKING:
@@ -252,6 +255,16 @@ class Sent(Enum):
     CACHED_TOKEN = "cached token"  # noqa: S105
 
 
+def ssl_cause(exc: BaseException) -> ssl.SSLError | None:
+    """The ssl error behind an httpx/httpcore transport error, if that is what it was."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def _fingerprint(credentials: RegistryCredentials | None) -> str:
     return ANONYMOUS if credentials is None else credentials.fingerprint()
 
@@ -416,7 +429,14 @@ class RegistryAuth(httpx.Auth):
     async def _fetch_token(self, challenge: Challenge, scope: str) -> tuple[str, float]:
         request = self._token_request(challenge, scope)
         realm = str(request.url.copy_with(query=None))
-        response = await self._client.send(request, stream=True)
+        try:
+            response = await self._client.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            message = f"token service {realm} did not answer in time"
+            raise UnreachableError(message, registry=self._registry) from exc
+        except httpx.TransportError as exc:
+            error_type = RegistryTlsError if ssl_cause(exc) is not None else UnreachableError
+            raise error_type(f"token service {realm}: {exc}", registry=self._registry) from exc
         try:
             status = response.status_code
             if status in (401, 403):
@@ -500,4 +520,5 @@ __all__ = [
     "parse_www_authenticate",
     "pick_challenge",
     "repository_scope",
+    "ssl_cause",
 ]

@@ -39,6 +39,7 @@ from autorollout.registry.auth import (
     is_loopback_host,
     read_capped,
     repository_scope,
+    ssl_cause,
 )
 from autorollout.registry.errors import (
     BadResponseError,
@@ -253,15 +254,6 @@ def _valid_digest(text: str | None) -> str | None:
     return match.group(0)
 
 
-def _ssl_cause(exc: BaseException) -> ssl.SSLError | None:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
 class _PlainHttpPort(Exception):
     """A loopback port answered a TLS handshake with something that is not TLS."""
 
@@ -463,7 +455,7 @@ class RegistryClient:
 
     def _connect_error(self, exc: httpx.ConnectError, request: httpx.Request) -> Exception:
         netloc = request.url.netloc.decode("ascii")
-        cause = _ssl_cause(exc)
+        cause = ssl_cause(exc)
         if cause is None:
             return UnreachableError(f"cannot connect to {netloc}: {exc}")
         if isinstance(cause, ssl.SSLCertVerificationError):

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from autorollout.credentials import RegistryCredentials
-from autorollout.registry.errors import CredentialBackoffError, UnauthorizedError
+from autorollout.registry.errors import CredentialBackoffError, UnauthorizedError, UnreachableError
 from tests.fixtures.registry import client_for, credentials_for, ref
-from tests.harness.registry import LocalRegistry
+from tests.harness.registry import LocalRegistry, Mode
 from tests.harness.tokenserver import SERVICE
 
 pytestmark = pytest.mark.integration
@@ -268,3 +268,17 @@ def test_credentials_do_not_follow_redirect_to_another_host(
     # its challenge with them either.
     assert registry_basic.request_count("HEAD", unique_repo, status=401) == 1
     assert registry_basic.request_count("HEAD", unique_repo, status=200) == 0
+
+
+def test_token_service_down_is_unreachable(registry_factory: Callable[[Mode], LocalRegistry]) -> None:
+    registry = registry_factory("token")
+    registry.push_image("team/app", "v1", seed=9)
+    assert registry.token_server is not None
+    registry.token_server.stop()
+
+    async def scenario() -> None:
+        async with client_for(registry) as client:
+            with pytest.raises(UnreachableError, match="token service"):
+                await client.resolve(ref(registry, "team/app", "v1"), credentials_for(registry))
+
+    asyncio.run(scenario())
