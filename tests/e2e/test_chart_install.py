@@ -242,9 +242,18 @@ def test_namespace_list_grants_each_listed_namespace_only(
 
 
 def test_replicas_with_leader_election_and_no_secrets(release: Release) -> None:
-    release.install(["replicas-leader-election.yaml"], {"rbac.secrets.enabled": "false"})
+    # The own-ServiceAccount matchCondition is a second CEL expression the API server must compile.
+    release.install(
+        ["replicas-leader-election.yaml"],
+        {"rbac.secrets.enabled": "false", "webhook.skipOwnRequests": "true"},
+    )
     assert_accepted_strictly(release)
     ns = release.namespace
+    webhook = release.cluster.api_get(
+        f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{FULLNAME}-{ns}"
+    )
+    assert webhook is not None
+    assert len(webhook["webhooks"][0]["matchConditions"]) == 2
     assert release.cluster.api_get(f"/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets/{FULLNAME}")
     lease = f"leases.coordination.k8s.io/{FULLNAME}"
     assert release.can_i("create", "leases.coordination.k8s.io", ns)
