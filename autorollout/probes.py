@@ -6,13 +6,19 @@ working; `/healthz` and `/readyz` are aliases.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Generator
 
+import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+
+from autorollout.kube import KubeClient, KubeError
 
 ReadinessCheck = Callable[[], str | None]
 """Returns None when ready, else a one-line reason."""
@@ -60,3 +66,59 @@ def build_probe_app(readiness: Readiness) -> Starlette:
             Route("/metrics", metrics),
         ]
     )
+
+
+class ProbeServer:
+    """uvicorn over plain HTTP for the probe app; `serve()` until `shutdown()`."""
+
+    def __init__(self, readiness: Readiness, *, host: str = "0.0.0.0", port: int = 8080) -> None:  # noqa: S104
+        config = uvicorn.Config(
+            build_probe_app(readiness),
+            host=host,
+            port=port,
+            http="httptools",
+            ws="none",
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            server_header=False,
+        )
+        self._server = _QuietServer(config)
+
+    async def serve(self) -> None:
+        await self._server.serve()
+
+    def shutdown(self) -> None:
+        self._server.should_exit = True
+
+
+class _QuietServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield  # the composition root owns the signals
+
+
+class ApiHealth:
+    """Readiness of the Kubernetes API connection: GET /version now and then, remember the answer."""
+
+    def __init__(self, kube: KubeClient, *, interval: float = 10.0, stale_after: float = 35.0) -> None:
+        self._kube = kube
+        self._interval = interval
+        self._stale_after = stale_after
+        self._answered_at: float | None = None
+        self._last_error = "not checked yet"
+
+    def problem(self) -> str | None:
+        if self._answered_at is not None and time.monotonic() - self._answered_at < self._stale_after:
+            return None
+        return f"Kubernetes API did not answer: {self._last_error}"
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self._kube.get("/version")
+                self._answered_at = time.monotonic()
+            except KubeError as exc:
+                self._last_error = str(exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._interval)

@@ -29,6 +29,12 @@ def _certs(args: argparse.Namespace) -> int:
     return command(args)
 
 
+def _run(args: argparse.Namespace) -> int:
+    from autorollout.cli.run import command  # noqa: PLC0415
+
+    return command(args)
+
+
 def _webhook(args: argparse.Namespace) -> int:
     from autorollout.cli.webhook import command  # noqa: PLC0415
 
@@ -80,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="webhook server and reconciler in one process")
     _add_common(run)
     _add_webhook_flags(run)
-    run.set_defaults(func=_not_built("run"))
+    run.set_defaults(func=_run)
 
     webhook = sub.add_parser("webhook", help="the admission webhook server only")
     _add_common(webhook)

@@ -1,0 +1,114 @@
+"""`kube-autorollout run`: the webhook, the reconciler and the probe server in one process.
+
+The composition root of the product: one API client, one registry client and one digest resolver
+(so one cache) serve both halves. SIGTERM stops all three; the reconciler finishes or abandons
+the patch in flight and releases its lease.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from autorollout.cli.reconcile import load_or_report, open_reconciler
+from autorollout.cli.webhook import (
+    WebhookSetupError,
+    open_webhook,
+    run_event_loop,
+    webhook_settings,
+)
+from autorollout.config import Config, WebhookConfig
+from autorollout.credentials import CredentialStore
+from autorollout.kube import KubeClient, KubeConfigError
+from autorollout.logs import configure_logging
+from autorollout.probes import ApiHealth, ProbeServer, Readiness
+from autorollout.registry.client import RegistryClient
+from autorollout.registry.errors import RegistryConfigError
+from autorollout.registry.resolver import DigestResolver
+from reconciler.schedule import ScheduleError
+from webhook.server import WebhookServerError
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+log = logging.getLogger("kube_autorollout.run")
+
+
+async def _run(config: Config, settings: WebhookConfig, kubeconfig: str | None) -> int:
+    kube = KubeClient.from_kubeconfig(kubeconfig)
+    client = RegistryClient(
+        ca_paths=config.tls.ca_certificate_paths,
+        artifactory_fallback=config.feature_flags.enable_jfrog_artifactory_fallback,
+    )
+    resolver = DigestResolver(
+        client,
+        cache_ttl=config.digest_cache_ttl_seconds,
+        per_registry_limit=config.reconciler.registry_concurrency,
+    )
+    credentials = CredentialStore.from_config(config, strict=False)
+    for problem in credentials.problems:
+        log.warning("registry credentials not available", extra={"fields": {"problem": problem}})
+    stop = asyncio.Event()
+    readiness = Readiness()
+    api_health = ApiHealth(kube)
+    readiness.add("kubernetes", api_health.problem)
+    probes = ProbeServer(readiness, port=config.webserver.port)
+    try:
+        async with (
+            open_webhook(settings, kube=kube, resolver=resolver, credentials=credentials) as webhook,
+            open_reconciler(config, kubeconfig, kube=kube, resolver=resolver) as reconciler,
+        ):
+            readiness.add("webhook", webhook.readiness_problem)
+
+            def shutdown() -> None:
+                log.info("stopping")
+                stop.set()
+                webhook.shutdown()
+                probes.shutdown()
+
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, shutdown)
+            tasks = [
+                asyncio.create_task(webhook.serve(), name="webhook"),
+                asyncio.create_task(probes.serve(), name="probes"),
+                asyncio.create_task(api_health.run(stop), name="api health"),
+                asyncio.create_task(reconciler.run_forever(stop), name="reconciler"),
+            ]
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            failed = [t for t in done if not t.cancelled() and t.exception() is not None]
+            if failed:
+                shutdown()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise failed[0].exception()  # type: ignore[misc]
+    finally:
+        await resolver.aclose()
+        await client.aclose()
+        await kube.aclose()
+    log.info("stopped")
+    return EXIT_OK
+
+
+def command(args: argparse.Namespace) -> int:
+    """Serve the webhook and run the reconciler until SIGTERM/SIGINT."""
+    config = load_or_report(args.config)
+    if config is None:
+        return EXIT_USAGE
+    try:
+        settings = webhook_settings(config, args)
+    except WebhookSetupError as exc:
+        print(f"kube-autorollout: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging(config.log_level)
+    try:
+        return run_event_loop(_run(config, settings, args.kubeconfig))
+    except (WebhookSetupError, ScheduleError, RegistryConfigError) as exc:
+        print(f"kube-autorollout: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (KubeConfigError, WebhookServerError) as exc:
+        print(f"kube-autorollout: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
