@@ -273,11 +273,19 @@ class Reconciler:
         self._warn_pull_policies(workloads)
         plans, errors, report.unique_images = await self._observe(workloads)
         report.plans = plans
-        report.registry_errors = {image: f"{type(e).__name__}: {e}" for image, (e, _) in errors.items()}
+        report.registry_errors = {
+            image: f"{type(e).__name__}: {e.message or e}" for image, (e, _) in errors.items()
+        }
         for image, (error, affected) in sorted(errors.items()):
             log.warning(
                 "registry lookup failed; no rollout for this image",
-                extra={"fields": {"image": image, "error": str(error), "workloads": affected}},
+                extra={
+                    "fields": {
+                        "image": image,
+                        "error": f"{type(error).__name__}: {error.message or error}",
+                        "workloads": affected,
+                    }
+                },
             )
         for plan in plans:
             self._log_plan(plan, dry_run=dry_run)

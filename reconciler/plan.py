@@ -125,7 +125,7 @@ def _verdict(
 
 
 def _one_line(error: RegistryError) -> str:
-    text = " ".join(str(error).split())
+    text = " ".join((error.message or str(error)).split())
     return f"{type(error).__name__}: {text}"
 
 

@@ -95,36 +95,35 @@ def _where(plan: WorkloadPlan) -> str:
     return f"{w.namespace}/{w.kind.lower()}/{w.name}"
 
 
+def _line(verb: str, plan: WorkloadPlan, text: str) -> str:
+    return f"{verb:<15} {_where(plan)}: {text}"
+
+
 def describe_cycle(report: CycleReport) -> list[str]:
     """What a cycle did (or, dry run, would do): one line per decision, then a summary line."""
+    would = "would " if report.dry_run else ""
     lines: list[str] = []
     for plan in report.plans:
-        where = _where(plan)
         for verdict in plan.errors:
-            lines.append(f"error        {where}: container {verdict.container.name}: {verdict.detail}")
+            lines.append(_line("error", plan, f"container {verdict.container.name}: {verdict.detail}"))
         if plan.skipped:
-            lines.append(f"skipped      {where}: {plan.skipped}")
+            lines.append(_line("skipped", plan, plan.skipped))
         action = plan.action
-        if action is None:
-            continue
-        verb = "would " if report.dry_run else ""
         if isinstance(action, Rollout):
             for c in action.changes:
-                lines.append(
-                    f"{verb}roll out  {where}: container {c.container} ({c.image}): "
-                    f"{c.old or 'unrecorded'} -> {c.new}"
-                )
-        else:
+                text = f"container {c.container} ({c.image}): {c.old or 'unrecorded'} -> {c.new}"
+                lines.append(_line(f"{would}roll out", plan, text))
+        elif action is not None:
             for name, value in sorted(action.records.items()):
-                lines.append(f"{verb}record    {where}: container {name}: {value} (adoption, no rollout)")
+                lines.append(
+                    _line(f"{would}record", plan, f"container {name}: {value} (adoption, no rollout)")
+                )
     for outcome in report.outcomes:
         if outcome.result is Result.FAILED:
-            lines.append(f"failed       {_where(outcome.plan)}: {outcome.error}")
+            lines.append(_line("failed", outcome.plan, outcome.error))
         elif outcome.attempts > 1:
-            lines.append(
-                f"re-planned   {_where(outcome.plan)}: changed while planned; "
-                f"{outcome.result} after {outcome.attempts} attempts"
-            )
+            text = f"changed while planned; {outcome.result} after {outcome.attempts} attempts"
+            lines.append(_line("re-planned", outcome.plan, text))
     if report.dry_run:
         summary = (
             f"dry run: {report.workloads} workloads, {report.unique_images} unique images; would roll out "

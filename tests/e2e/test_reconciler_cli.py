@@ -41,7 +41,9 @@ def test_moved_tag_rolls_a_deployment_out_exactly_once(
     first = run_cli(cluster, config, "reconcile", "--once")
 
     assert first.returncode == 0, first.stderr
-    assert f"roll out  {namespace}/deployment/web: container app ({image}): {v1} -> {v2}" in first.stdout
+    assert (
+        f"{'roll out':<15} {namespace}/deployment/web: container app ({image}): {v1} -> {v2}" in first.stdout
+    )
     wait_replicasets(cluster, namespace, "web", 2)  # kube-controller-manager rolled the template
     deployment = get(cluster, "Deployment", namespace, "web")
     assert deployment["metadata"]["annotations"][f"{DIGEST_PREFIX}app"] == f"{image}@{v2}"
@@ -174,7 +176,7 @@ def test_adoption_records_without_rolling_out(
     result = run_cli(cluster, config, "reconcile", "--once")
 
     assert result.returncode == 0, result.stderr
-    assert f"record    {namespace}/deployment/legacy: container app: {image}@{digest}" in result.stdout
+    assert f"{'record':<15} {namespace}/deployment/legacy: container app: {image}@{digest}" in result.stdout
     deployment = get(cluster, "Deployment", namespace, "legacy")
     assert deployment["metadata"]["annotations"][f"{DIGEST_PREFIX}app"] == f"{image}@{digest}"
     assert deployment["spec"]["template"] == template  # the pod template was not touched
@@ -205,7 +207,7 @@ def test_registry_down_means_no_rollout_and_a_warning_event(
     result = run_cli(cluster, config, "reconcile", "--once")
 
     assert result.returncode == 1
-    assert f"error        {namespace}/deployment/offline: container app:" in result.stdout
+    assert f"{'error':<15} {namespace}/deployment/offline: container app: UnreachableError" in result.stdout
     assert "registry errors 1" in result.stdout
     assert get(cluster, "Deployment", namespace, "offline")["metadata"]["resourceVersion"] == before
     assert events(cluster, namespace, "RolloutTriggered") == []

@@ -91,7 +91,8 @@ def test_dry_run_report_lines() -> None:
     lines = describe_cycle(report)
     assert lines[0] == f"would roll out  ns/deployment/web: container app ({IMAGE}): {D1} -> {D2}"
     assert any(
-        line.startswith("error        ns/statefulset/db: container app: UnauthorizedError") for line in lines
+        line.startswith(f"{'error':<15} ns/statefulset/db: container app: UnauthorizedError: 401")
+        for line in lines
     )
     assert lines[-1].startswith("dry run: 2 workloads, 2 unique images; would roll out 1, would record 0")
     assert lines[-1].endswith("nothing was changed")
@@ -107,7 +108,7 @@ def test_cycle_report_counts_outcomes_and_failure() -> None:
     assert report.count(Result.ROLLED_OUT) == 1
     assert not report.failed
     lines = describe_cycle(report)
-    assert any(line.startswith("re-planned   ns/deployment/web") for line in lines)
+    assert any(line.startswith(f"{'re-planned':<15} ns/deployment/web") for line in lines)
     assert "rolled out 1" in lines[-1]
     report.registry_errors[IMAGE] = "UnauthorizedError"
     assert report.failed
