@@ -38,6 +38,7 @@ COMPONENT = "kube-autorollout"
 REASON_ROLLOUT = "RolloutTriggered"
 REASON_REGISTRY_ERROR = "RegistryLookupFailed"
 _MAX_MESSAGE = 1000
+_MAX_REMEMBERED_WARNINGS = 10_000
 
 
 class Result(StrEnum):
@@ -145,6 +146,8 @@ class EventRecorder:
         """A Warning Event, at most once per `warning_interval` per workload and subject (an image)."""
         key = (workload.uid or str(workload.key), subject)
         now = self._clock()
+        if len(self._warned) > _MAX_REMEMBERED_WARNINGS:
+            self._warned = {k: t for k, t in self._warned.items() if now - t < self._warning_interval}
         last = self._warned.get(key)
         if last is not None and now - last < self._warning_interval:
             return False

@@ -105,7 +105,9 @@ class LeaderElector:
             spec["leaseTransitions"] = previous.transitions + 1 if previous else 0
         return spec
 
-    def _expired(self, record: LeaseRecord) -> bool:
+    def expired(self, record: LeaseRecord) -> bool:
+        """Whether someone else's lease may be taken over: free, or unchanged for its whole duration
+        as measured by our own clock since we first saw this (holder, renewTime)."""
         if not record.holder:
             return True
         observed = (record.holder, record.renew_time)
@@ -135,7 +137,7 @@ class LeaderElector:
         record = LeaseRecord.from_object(obj)
         self.holder = record.holder
         ours = record.holder == self.identity
-        if not ours and not self._expired(record):
+        if not ours and not self.expired(record):
             return False
         ops = [
             {"op": "test", "path": "/metadata/resourceVersion", "value": record.resource_version},

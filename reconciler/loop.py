@@ -138,6 +138,7 @@ class Reconciler:
         self._references: dict[str, ImageReference | InvalidReferenceError] = {}
         self._policy_warned: set[tuple[str, str, str]] = set()
         self._in_patch = False
+        self._started = False
         self.elector: LeaderElector | None = None
         self._elector_kube: KubeClient | None = None
         if config.leader_election.enabled:
@@ -408,6 +409,11 @@ class Reconciler:
     async def start(self, *, watch: bool = True) -> None:
         """Fill the workload cache (one LIST per kind and namespace), then follow it with watches."""
         await self.cache.start(watch=watch)
+        self._started = True
+
+    def readiness(self) -> str | None:
+        """None once the workload cache is filled, else why not (a readiness check for `run`)."""
+        return None if self._started else "workload cache not filled yet"
 
     async def aclose(self) -> None:
         await self.cache.aclose()
