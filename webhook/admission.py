@@ -196,11 +196,9 @@ class AdmissionReviewer:
         return found, []
 
     def _log(self, request: AdmissionRequest, decision: Decision, digests: Mapping[str, str]) -> None:
-        outcome = "denied" if decision.denial else ("patched" if decision.operations else "unchanged")
-        if outcome == "unchanged" and not decision.warnings:
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug("admission unchanged", extra={"fields": _subject(request)})
+        if not (decision.denial or decision.warnings or log.isEnabledFor(logging.DEBUG)):
             return
+        outcome = "denied" if decision.denial else ("patched" if decision.operations else "unchanged")
         fields = _subject(request) | {
             "outcome": outcome,
             "operations": len(decision.operations),
@@ -209,7 +207,9 @@ class AdmissionReviewer:
         }
         if decision.denial:
             fields["denial"] = decision.denial
-        log.info("admission %s", outcome, extra={"fields": fields})
+        # Denials and warnings are worth an operator's attention; routine records are for debugging.
+        level = logging.INFO if decision.denial or decision.warnings else logging.DEBUG
+        log.log(level, "admission %s", outcome, extra={"fields": fields})
 
 
 def _subject(request: AdmissionRequest) -> dict[str, object]:

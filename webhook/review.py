@@ -22,7 +22,7 @@ class ReviewError(ValueError):
     """The body is not a usable AdmissionReview; the message is one line, fit for a 400 answer."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per request, and a frozen init costs several times more
 class AdmissionRequest:
     """The parts of `AdmissionReview.request` the webhook decides on."""
 
