@@ -23,7 +23,7 @@ from autorollout.kube import KubeClient, KubeConfigError, KubeError
 from autorollout.kube.pull_secrets import PullSecretReader
 from autorollout.logs import configure_logging
 from autorollout.registry.client import RegistryClient
-from autorollout.registry.errors import RegistryError
+from autorollout.registry.errors import RegistryConfigError, RegistryError
 from autorollout.registry.resolver import DigestResolver
 from reconciler.loop import Reconciler
 from reconciler.schedule import ScheduleError
@@ -58,8 +58,10 @@ async def open_reconciler(
     *,
     kube: KubeClient | None = None,
     resolver: DigestResolver | None = None,
+    credentials: CredentialStore | None = None,
 ) -> AsyncIterator[Reconciler]:
-    """A Reconciler with its own API client and registry resolver unless shared ones are passed in."""
+    """A Reconciler with its own API client, registry resolver and credentials unless shared ones are
+    passed in (what is passed in stays open: its owner closes it)."""
     own_kube = kube is None
     kube = kube or KubeClient.from_kubeconfig(kubeconfig)
     client: RegistryClient | None = None
@@ -73,9 +75,10 @@ async def open_reconciler(
             cache_ttl=config.digest_cache_ttl_seconds,
             per_registry_limit=config.reconciler.registry_concurrency,
         )
-    credentials = CredentialStore.from_config(config, strict=False)
-    for problem in credentials.problems:
-        log.warning("registry credentials not available", extra={"fields": {"problem": problem}})
+    if credentials is None:
+        credentials = CredentialStore.from_config(config, strict=False)
+        for problem in credentials.problems:
+            log.warning("registry credentials not available", extra={"fields": {"problem": problem}})
     reconciler = Reconciler(
         config=config,
         kube=kube,
@@ -128,6 +131,9 @@ def command(args: argparse.Namespace) -> int:
         return asyncio.run(_once(config, args) if args.once else _forever(config, args))
     except ScheduleError as exc:
         print(f"kube-autorollout: cronSchedule: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except RegistryConfigError as exc:
+        print(f"kube-autorollout: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KubeConfigError as exc:
         print(f"kube-autorollout: {exc}", file=sys.stderr)

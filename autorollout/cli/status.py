@@ -12,6 +12,7 @@ from autorollout.cli.reconcile import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, load_or
 from autorollout.config import Config
 from autorollout.kube import KubeConfigError, KubeError
 from autorollout.logs import configure_logging
+from autorollout.registry.errors import RegistryConfigError, RegistryError
 from reconciler.schedule import ScheduleError
 from reconciler.status import format_table, status_rows
 
@@ -38,7 +39,10 @@ def command(args: argparse.Namespace) -> int:
     except ScheduleError as exc:
         print(f"kube-autorollout: cronSchedule: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (KubeConfigError, KubeError) as exc:
+    except RegistryConfigError as exc:
+        print(f"kube-autorollout: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (KubeConfigError, KubeError, RegistryError) as exc:
         print(f"kube-autorollout: status failed: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     return EXIT_OK

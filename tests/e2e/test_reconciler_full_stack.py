@@ -1,0 +1,93 @@
+"""The whole product path: the webhook (a real process behind a real MutatingWebhookConfiguration)
+records the digest at apply time, the simulated node runs the pods with the digest it pulled, the
+reconciler CLI rolls out after a push, and the new pods run the new digest."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.reconciler_helpers import (
+    DIGEST_PREFIX,
+    apply,
+    events,
+    get,
+    list_items,
+    replicaset_count,
+    run_cli,
+    wait_for,
+    workload,
+    write_config,
+)
+from tests.e2e.webhook_process import WebhookProcess, registered, start_webhook
+from tests.harness.cluster import LocalCluster
+from tests.harness.kubelet import image_id
+from tests.harness.registry import LocalRegistry
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def webhook(cluster: LocalCluster, tmp_path: Path) -> Iterator[WebhookProcess]:
+    process = start_webhook(tmp_path / "webhook", cluster)
+    try:
+        yield process
+    finally:
+        assert process.stop() == 0, process.log_text()[-3000:]
+
+
+def running_image_ids(cluster: LocalCluster, namespace: str, app: str) -> set[str]:
+    """imageIDs of the app's live Running pods (none while any pod is pending or terminating)."""
+    pods = list_items(cluster, "pods", namespace, f"app={app}")
+    if not pods or any(
+        p["metadata"].get("deletionTimestamp") or p["status"].get("phase") != "Running" for p in pods
+    ):
+        return set()
+    return {s["imageID"] for p in pods for s in p["status"].get("containerStatuses") or ()}
+
+
+def test_webhook_records_node_runs_reconciler_rolls_out(
+    cluster: LocalCluster,
+    registry: LocalRegistry,
+    running_namespace: str,
+    webhook: WebhookProcess,
+    unique_repo: str,
+    tmp_path: Path,
+) -> None:
+    ns = running_namespace
+    probe = f"{registry.host}/{unique_repo}-probe:latest"
+    registry.push_image(f"{unique_repo}-probe", "latest", seed=90)
+    image = f"{registry.host}/{unique_repo}:latest"
+    v1 = registry.push_image(unique_repo, "latest", seed=91)
+    config = write_config(tmp_path / "config.yaml", [ns])
+    with registered(cluster, webhook, [ns], probe):
+        apply(cluster, workload("Deployment", "shop", ns, [("web", image)]))  # nothing recorded by hand
+        recorded = get(cluster, "Deployment", ns, "shop")["metadata"]["annotations"][f"{DIGEST_PREFIX}web"]
+        assert recorded == f"{image}@{v1}"  # the webhook's baseline
+        wait_for("pods running v1", lambda: running_image_ids(cluster, ns, "shop") == {image_id(image, v1)})
+
+        v2 = registry.push_image(unique_repo, "latest", seed=92)
+        result = run_cli(cluster, config, "reconcile", "--once")
+
+        assert result.returncode == 0, result.stderr
+        assert "rolled out 1" in result.stdout
+        # The rollout patch went through the webhook too, which kept the fresh digests it carried.
+        assert (
+            get(cluster, "Deployment", ns, "shop")["metadata"]["annotations"][f"{DIGEST_PREFIX}web"]
+            == f"{image}@{v2}"
+        )
+        wait_for(
+            "pods running v2", lambda: running_image_ids(cluster, ns, "shop") == {image_id(image, v2)}, 60
+        )
+        assert replicaset_count(cluster, ns, "shop") == 2
+        assert len(events(cluster, ns, "RolloutTriggered")) == 1
+        assert "rolled out 0" in run_cli(cluster, config, "reconcile", "--once").stdout
+
+        # The record lost (e.g. removed by hand): adopted from what the pods run, no second rollout.
+        cluster.kubectl("annotate", "deployment", "shop", "-n", ns, f"{DIGEST_PREFIX}web-")
+        adopted = run_cli(cluster, config, "reconcile", "--once")
+        assert adopted.returncode == 0, adopted.stderr
+        assert f"container web: {image}@{v2} (adoption, no rollout)" in adopted.stdout
+        assert replicaset_count(cluster, ns, "shop") == 2
