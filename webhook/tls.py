@@ -47,11 +47,12 @@ def _new_context() -> ssl.SSLContext:
 
 
 def _load(context: ssl.SSLContext, cert_file: str, key_file: str) -> None:
+    for path in (cert_file, key_file):
+        if not os.path.isfile(path):
+            raise ServingCertificateError(f"{path}: no such file")
     try:
         context.load_cert_chain(cert_file, key_file)
-    except FileNotFoundError as exc:
-        raise ServingCertificateError(f"{exc.filename}: no such file") from None
-    except OSError as exc:  # ssl.SSLError is an OSError
+    except OSError as exc:  # ssl.SSLError is an OSError; so is a file removed since the check
         raise ServingCertificateError(
             f"cannot load the serving certificate {cert_file} with key {key_file}: {exc}"
         ) from None

@@ -81,8 +81,12 @@ async def open_webhook(
     kube: KubeClient | None,
     resolver: DigestResolver,
     credentials: CredentialStore,
+    pull_secrets: PullSecretReader | None = None,
 ) -> AsyncIterator[WebhookServer]:
-    """A bound, not yet serving WebhookServer; `await server.serve()` and `server.shutdown()`."""
+    """A bound, not yet serving WebhookServer; `await server.serve()` and `server.shutdown()`.
+
+    Pass the reconciler's `resolver` (and `pull_secrets` reader) to share their caches.
+    """
     if not settings.tls_cert_file or not settings.tls_key_file:
         raise WebhookSetupError("the webhook needs webhook.tlsCertFile and webhook.tlsKeyFile")
     try:
@@ -94,7 +98,7 @@ async def open_webhook(
         credentials,
         mode=PullPolicyMode(settings.image_pull_policy),
         lookup_budget=settings.lookup_budget_seconds,
-        pull_secrets=PullSecretReader(kube) if kube is not None else None,
+        pull_secrets=pull_secrets or (PullSecretReader(kube) if kube is not None else None),
     )
     server = WebhookServer(build_app(reviewer), certificate, host=settings.host, port=settings.port)
     log.info(
