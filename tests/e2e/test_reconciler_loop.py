@@ -298,3 +298,28 @@ def test_paused_deployment_is_skipped(
     assert plan.skipped == "Deployment is paused"
     assert report.outcomes == []
     assert report.api_requests == {}
+
+
+def test_registry_errors_warn_once_per_workload_and_image_not_every_cycle(
+    cluster: LocalCluster,
+    registry_factory,  # type: ignore[no-untyped-def]
+    namespace: str,
+    unique_repo: str,
+) -> None:
+    own: LocalRegistry = registry_factory("plain")
+    image = f"{own.host}/{unique_repo}:latest"
+    v1 = own.push_image(unique_repo, "latest", seed=18)
+    for name in ("one", "two"):
+        apply(cluster, workload("Deployment", name, namespace, [("app", image)], recorded={"app": v1}))
+    own.stop()
+
+    async def cycles(r: Reconciler) -> list[CycleReport]:
+        return [await r.run_cycle(), await r.run_cycle()]
+
+    reports: list[CycleReport] = with_reconciler(cluster, config_for(namespace), cycles)
+
+    assert [list(r.registry_errors) for r in reports] == [[image], [image]]
+    assert all(r.outcomes == [] for r in reports)  # never a rollout on an error
+    warnings = events(cluster, namespace, "RegistryLookupFailed")
+    assert sorted(e["involvedObject"]["name"] for e in warnings) == ["one", "two"]  # not again in cycle 2
+    assert reports[1].api_requests == {}
