@@ -1,16 +1,19 @@
-"""`POST /mutate` over Starlette's in-process TestClient: status codes, and fuzzing for "never a 500"."""
+"""`POST /mutate` through an in-process HTTP client on the real app: status codes, and fuzzing for
+"never a 500"."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from starlette.testclient import TestClient
+from starlette.types import ASGIApp
 
 from autorollout.credentials import CredentialStore
 from autorollout.registry.client import ManifestDigest
@@ -40,14 +43,35 @@ class EveryTagResolver:
         }
 
 
+class AppClient:
+    """A blocking facade over httpx's ASGI transport: requests go through the real ASGI app (no
+    sockets); an exception escaping the app would come back as a 500."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._runner = asyncio.Runner()
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        self._client = httpx.AsyncClient(transport=transport, base_url="https://webhook.test")
+
+    def post(self, path: str, content: bytes | AsyncIterator[bytes]) -> httpx.Response:
+        return self._runner.run(self._client.post(path, content=content))
+
+    def get(self, path: str) -> httpx.Response:
+        return self._runner.run(self._client.get(path))
+
+    def close(self) -> None:
+        self._runner.run(self._client.aclose())
+        self._runner.close()
+
+
 @pytest.fixture(scope="module")
-def client() -> Iterator[TestClient]:
+def client() -> Iterator[AppClient]:
     app = build_app(AdmissionReviewer(EveryTagResolver(), CredentialStore()), max_body_bytes=LIMIT)
-    with TestClient(app, raise_server_exceptions=False) as test_client:
-        yield test_client
+    test_client = AppClient(app)
+    yield test_client
+    test_client.close()
 
 
-def test_review_is_answered_with_json(client: TestClient) -> None:
+def test_review_is_answered_with_json(client: AppClient) -> None:
     response = client.post("/mutate", content=body(review(workload(), uid="u-9")))
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
@@ -56,20 +80,20 @@ def test_review_is_answered_with_json(client: TestClient) -> None:
     assert answer["response"]["patchType"] == "JSONPatch"
 
 
-def test_malformed_body_is_a_400_with_one_line(client: TestClient) -> None:
+def test_malformed_body_is_a_400_with_one_line(client: AppClient) -> None:
     response = client.post("/mutate", content=b"{nope")
     assert response.status_code == 400
     assert response.text.startswith("bad AdmissionReview: body is not valid JSON")
     assert response.text.count("\n") == 1
 
 
-def test_oversize_body_is_a_413(client: TestClient) -> None:
+def test_oversize_body_is_a_413(client: AppClient) -> None:
     response = client.post("/mutate", content=b" " * (LIMIT + 1))
     assert response.status_code == 413
 
 
-def test_oversize_streamed_body_is_a_413(client: TestClient) -> None:
-    def chunks() -> Iterator[bytes]:
+def test_oversize_streamed_body_is_a_413(client: AppClient) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
         for _ in range(LIMIT // 1024 + 2):
             yield b" " * 1024
 
@@ -77,7 +101,7 @@ def test_oversize_streamed_body_is_a_413(client: TestClient) -> None:
     assert response.status_code == 413
 
 
-def test_only_post_mutate(client: TestClient) -> None:
+def test_only_post_mutate(client: AppClient) -> None:
     assert client.get("/mutate").status_code == 405
     assert client.post("/other", content=b"{}").status_code == 404
 
@@ -87,7 +111,7 @@ def test_reviewer_is_exposed_on_app_state() -> None:
     assert build_app(reviewer).state.reviewer is reviewer
 
 
-def check_answer(client: TestClient, raw: bytes) -> None:
+def check_answer(client: AppClient, raw: bytes) -> None:
     response = client.post("/mutate", content=raw)
     assert response.status_code in (200, 400, 413), response.text
     if response.status_code == 200:
@@ -169,7 +193,7 @@ def put(document: Any, path: tuple[str | int, ...], value: Any) -> None:
     edits=st.lists(st.tuples(st.sampled_from(FUZZ_PATHS), json_values), max_size=3),
 )
 def test_fuzzed_reviews_never_get_a_500(
-    client: TestClient, operation: str, edits: list[tuple[tuple[str | int, ...], Any]]
+    client: AppClient, operation: str, edits: list[tuple[tuple[str | int, ...], Any]]
 ) -> None:
     old = copy.deepcopy(BASE_OBJECT)
     old["spec"]["template"]["spec"]["containers"][0]["image"] = "reg.example:5000/team/app:old"
@@ -181,11 +205,11 @@ def test_fuzzed_reviews_never_get_a_500(
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(document=json_values)
-def test_random_json_never_gets_a_500(client: TestClient, document: Any) -> None:
+def test_random_json_never_gets_a_500(client: AppClient, document: Any) -> None:
     check_answer(client, orjson.dumps(document))
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(raw=st.binary(max_size=2048))
-def test_random_bytes_never_get_a_500(client: TestClient, raw: bytes) -> None:
+def test_random_bytes_never_get_a_500(client: AppClient, raw: bytes) -> None:
     check_answer(client, raw)
