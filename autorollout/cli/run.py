@@ -60,9 +60,12 @@ async def _run(config: Config, settings: WebhookConfig, kubeconfig: str | None) 
     try:
         async with (
             open_webhook(settings, kube=kube, resolver=resolver, credentials=credentials) as webhook,
-            open_reconciler(config, kubeconfig, kube=kube, resolver=resolver) as reconciler,
+            open_reconciler(
+                config, kubeconfig, kube=kube, resolver=resolver, credentials=credentials
+            ) as reconciler,
         ):
             readiness.add("webhook", webhook.readiness_problem)
+            readiness.add("reconciler", reconciler.readiness)
 
             def shutdown() -> None:
                 log.info("stopping")
