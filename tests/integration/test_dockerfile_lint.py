@@ -13,7 +13,7 @@ import pytest
 
 from tests.harness.dockerfile import Instruction, parse_dockerfile, run_command, stage_named
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO_ROOT / "Dockerfile"

@@ -22,7 +22,7 @@ from certs.cabundle import (
 from tests.harness import helm
 from tests.harness.helm import CHART_DIR, VALUES_DIR, HelmError, Manifest, find, only, run_helm
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 NS = "autorollout"
 FULLNAME = "kar-kube-autorollout"
