@@ -97,7 +97,10 @@ def stage_control_plane(
     stack.push(lambda exc_type, _exc, _tb: _stop_cluster(narrator, cluster, failed=_is_failure(exc_type)))
     timings = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in cluster.timings.items())
     narrator.say(f"API server {cluster.server}, ready in {timings}")
-    narrator.say(f"kubectl: {cluster.kubectl_path.resolve()}")
+    major, minor = cluster.server_version
+    narrator.say(
+        f"Kubernetes {major}.{minor}; kubectl: {cluster.kubectl_path.readlink()} (within one minor of it)"
+    )
     narrator.say(f"export KUBECONFIG={cluster.kubeconfig}   # to follow along in another terminal")
     narrator.say("No scheduler and no kubelet: pods stay Pending. Rollouts are about the pod template and")
     narrator.say("the ReplicaSets kube-controller-manager makes from it, and those are all real here.")

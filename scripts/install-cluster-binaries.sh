@@ -51,6 +51,44 @@ build_with_heartbeat() {
 # Staging modules of k8s.io/kubernetes are published as k8s.io/<name> v0.<minor>.<patch>.
 staging_version() { echo "v0.${1#v1.}"; }
 
+# Prints "<module> <version>" for each staging module: the release's own version or, where the module
+# proxy does not serve that one, the newest earlier patch of the same minor (reported on stderr).
+# Some proxies serve only part of a release's staging modules (seen for v1.31.14).
+resolve_staging_versions() {
+  (cd / && GOFLAGS=-mod=mod python3 - "$@" <<'PY'
+import json, subprocess, sys
+
+wanted, modules = sys.argv[1], sys.argv[2:]
+out = subprocess.run(["go", "mod", "download", "-json", *(f"{m}@{wanted}" for m in modules)],
+                     capture_output=True, text=True).stdout
+decoder, pos, failed = json.JSONDecoder(), 0, set()
+while True:
+    while pos < len(out) and out[pos].isspace():
+        pos += 1
+    if pos >= len(out):
+        break
+    entry, pos = decoder.raw_decode(out, pos)
+    if entry.get("Error"):
+        failed.add(entry["Path"])
+minor, patch = wanted.rsplit(".", 1)
+for module in modules:
+    version = wanted
+    if module in failed:
+        listed = subprocess.run(["go", "list", "-m", "-versions", module],
+                                capture_output=True, text=True).stdout.split()[1:]
+        earlier = [int(v.rsplit(".", 1)[1]) for v in listed
+                   if v.rsplit(".", 1)[0] == minor and v.rsplit(".", 1)[1].isdigit()
+                   and int(v.rsplit(".", 1)[1]) < int(patch)]
+        if earlier:
+            version = f"{minor}.{max(earlier)}"
+        # Without an earlier patch the module stays as is: only a build that imports it fails (naming it).
+        print(f"[install-cluster-binaries] {module} {wanted} is not served by the module proxy; using "
+              f"{version if earlier else 'it anyway (no earlier patch either)'}", file=sys.stderr)
+    print(module, version)
+PY
+  )
+}
+
 build_kubernetes() {
   local out="$CACHE/bin/kubernetes-$KUBE_VERSION"
   if [[ -x "$out/kube-apiserver" && -x "$out/kube-controller-manager" && -x "$out/kubectl" ]]; then
@@ -65,20 +103,22 @@ build_kubernetes() {
   mkdir -p "$work" && cd "$work"
   log "kubernetes $KUBE_VERSION: resolving modules (staging modules at $sv)"
   # The staging modules are replaced by their published versions, read from the release's own go.mod.
-  local modfile replaces
+  local modfile staging versions
   modfile="$(cd / && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
-  replaces="$(go mod edit -json "$modfile" | python3 -c '
+  staging="$(go mod edit -json "$modfile" | python3 -c '
 import json, sys
 for r in json.load(sys.stdin).get("Replace") or []:
     if r["New"]["Path"].startswith("./staging/"):
         print(r["Old"]["Path"])')"
+  # shellcheck disable=SC2086  # one argument per module
+  versions="$(resolve_staging_versions "$sv" $staging)"
   {
     echo "module kube-autorollout.local/kubernetes-binaries"
     echo "go 1.24"
     echo "require k8s.io/kubernetes $KUBE_VERSION"
     echo "replace ("
-    for m in $replaces; do echo "  $m => $m $sv"; done
+    while read -r m v; do echo "  $m => $m $v"; done <<<"$versions"
     echo ")"
   } > go.mod
   local started=$SECONDS
