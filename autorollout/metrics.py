@@ -41,3 +41,18 @@ ADMISSION_SECONDS = Histogram(
     buckets=_LATENCY_BUCKETS,
 )
 LEADER = Gauge("kube_autorollout_leader", "1 while this replica holds the reconciler lease.")
+
+
+def observe_registry_request(registry: str, method: str, outcome: str) -> None:
+    """Hook for `RegistryClient(on_request=...)`."""
+    REGISTRY_REQUESTS.labels(registry=registry, method=method, outcome=outcome).inc()
+
+
+def observe_lookup(registry: str, seconds: float) -> None:
+    """Hook for `DigestResolver(on_lookup=...)`."""
+    REGISTRY_LOOKUP_SECONDS.labels(registry=registry).observe(seconds)
+
+
+def observe_cache(result: str) -> None:
+    """Hook for `DigestResolver(on_cache=...)`: `hit`, `miss` or `shared` (joined an in-flight lookup)."""
+    DIGEST_CACHE.labels(result=result).inc()

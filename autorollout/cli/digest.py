@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import sys
 
+from autorollout.cli.wiring import registry_client
 from autorollout.config import ConfigError, load_config
 from autorollout.credentials import CredentialStore, RegistryCredentials
 from autorollout.references import ImageReference, InvalidReferenceError, parse_image_reference
@@ -56,10 +57,7 @@ def command(args: argparse.Namespace) -> int:
         for problem in store.problems:
             print(f"{_PROG}: warning: {problem}", file=sys.stderr)
     try:
-        client = RegistryClient(
-            ca_paths=config.tls.ca_certificate_paths,
-            artifactory_fallback=config.feature_flags.enable_jfrog_artifactory_fallback,
-        )
+        client = registry_client(config)
     except RegistryConfigError as exc:
         print(f"{_PROG}: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -17,12 +17,13 @@ import socket
 import sys
 from collections.abc import AsyncIterator
 
+from autorollout.cli.wiring import credential_store, open_resolver
 from autorollout.config import Config, ConfigError, load_config
 from autorollout.credentials import CredentialStore
 from autorollout.kube import KubeClient, KubeConfigError, KubeError
 from autorollout.kube.pull_secrets import PullSecretReader
 from autorollout.logs import configure_logging
-from autorollout.registry.client import RegistryClient
+from autorollout.probes import ProbeServer, Readiness
 from autorollout.registry.errors import RegistryConfigError, RegistryError
 from autorollout.registry.resolver import DigestResolver
 from reconciler.loop import Reconciler
@@ -62,40 +63,22 @@ async def open_reconciler(
 ) -> AsyncIterator[Reconciler]:
     """A Reconciler with its own API client, registry resolver and credentials unless shared ones are
     passed in (what is passed in stays open: its owner closes it)."""
-    own_kube = kube is None
-    kube = kube or KubeClient.from_kubeconfig(kubeconfig)
-    client: RegistryClient | None = None
-    if resolver is None:
-        client = RegistryClient(
-            ca_paths=config.tls.ca_certificate_paths,
-            artifactory_fallback=config.feature_flags.enable_jfrog_artifactory_fallback,
+    async with contextlib.AsyncExitStack() as stack:
+        if kube is None:
+            kube = KubeClient.from_kubeconfig(kubeconfig)
+            stack.push_async_callback(kube.aclose)
+        if resolver is None:
+            resolver = await stack.enter_async_context(open_resolver(config))
+        reconciler = Reconciler(
+            config=config,
+            kube=kube,
+            resolver=resolver,
+            credentials=credentials if credentials is not None else credential_store(config),
+            pull_secrets=PullSecretReader(kube),
+            identity=reconciler_identity(),
         )
-        resolver = DigestResolver(
-            client,
-            cache_ttl=config.digest_cache_ttl_seconds,
-            per_registry_limit=config.reconciler.registry_concurrency,
-        )
-    if credentials is None:
-        credentials = CredentialStore.from_config(config, strict=False)
-        for problem in credentials.problems:
-            log.warning("registry credentials not available", extra={"fields": {"problem": problem}})
-    reconciler = Reconciler(
-        config=config,
-        kube=kube,
-        resolver=resolver,
-        credentials=credentials,
-        pull_secrets=PullSecretReader(kube),
-        identity=reconciler_identity(),
-    )
-    try:
+        stack.push_async_callback(reconciler.aclose)
         yield reconciler
-    finally:
-        await reconciler.aclose()
-        if client is not None:
-            await resolver.aclose()
-            await client.aclose()
-        if own_kube:
-            await kube.aclose()
 
 
 async def _once(config: Config, args: argparse.Namespace) -> int:
@@ -109,11 +92,24 @@ async def _once(config: Config, args: argparse.Namespace) -> int:
 
 async def _forever(config: Config, args: argparse.Namespace) -> int:
     stop = asyncio.Event()
+    readiness = Readiness()
+    probes = ProbeServer(readiness, port=config.webserver.port)
+
+    def shutdown() -> None:
+        stop.set()
+        probes.shutdown()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, shutdown)
     async with open_reconciler(config, args.kubeconfig) as reconciler:
-        await reconciler.run_forever(stop)
+        readiness.add("reconciler", reconciler.readiness)
+        serving = asyncio.create_task(probes.serve(), name="probes")
+        try:
+            await reconciler.run_forever(stop)
+        finally:
+            shutdown()
+            await serving
     log.info("reconciler stopped")
     return EXIT_OK
 

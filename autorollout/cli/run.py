@@ -20,14 +20,12 @@ from autorollout.cli.webhook import (
     run_event_loop,
     webhook_settings,
 )
+from autorollout.cli.wiring import credential_store, open_resolver
 from autorollout.config import Config, WebhookConfig
-from autorollout.credentials import CredentialStore
 from autorollout.kube import KubeClient, KubeConfigError
 from autorollout.logs import configure_logging
 from autorollout.probes import ApiHealth, ProbeServer, Readiness
-from autorollout.registry.client import RegistryClient
 from autorollout.registry.errors import RegistryConfigError
-from autorollout.registry.resolver import DigestResolver
 from reconciler.schedule import ScheduleError
 from webhook.server import WebhookServerError
 
@@ -40,18 +38,7 @@ log = logging.getLogger("kube_autorollout.run")
 
 async def _run(config: Config, settings: WebhookConfig, kubeconfig: str | None) -> int:
     kube = KubeClient.from_kubeconfig(kubeconfig)
-    client = RegistryClient(
-        ca_paths=config.tls.ca_certificate_paths,
-        artifactory_fallback=config.feature_flags.enable_jfrog_artifactory_fallback,
-    )
-    resolver = DigestResolver(
-        client,
-        cache_ttl=config.digest_cache_ttl_seconds,
-        per_registry_limit=config.reconciler.registry_concurrency,
-    )
-    credentials = CredentialStore.from_config(config, strict=False)
-    for problem in credentials.problems:
-        log.warning("registry credentials not available", extra={"fields": {"problem": problem}})
+    credentials = credential_store(config)
     stop = asyncio.Event()
     readiness = Readiness()
     api_health = ApiHealth(kube)
@@ -59,6 +46,7 @@ async def _run(config: Config, settings: WebhookConfig, kubeconfig: str | None) 
     probes = ProbeServer(readiness, port=config.webserver.port)
     try:
         async with (
+            open_resolver(config) as resolver,
             open_webhook(settings, kube=kube, resolver=resolver, credentials=credentials) as webhook,
             open_reconciler(
                 config, kubeconfig, kube=kube, resolver=resolver, credentials=credentials
@@ -89,8 +77,6 @@ async def _run(config: Config, settings: WebhookConfig, kubeconfig: str | None) 
                 await asyncio.gather(*tasks, return_exceptions=True)
                 raise failed[0].exception()  # type: ignore[misc]
     finally:
-        await resolver.aclose()
-        await client.aclose()
         await kube.aclose()
     log.info("stopped")
     return EXIT_OK

@@ -15,12 +15,13 @@ import sys
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
+from autorollout.cli.wiring import credential_store, open_resolver
 from autorollout.config import Config, ConfigError, WebhookConfig, load_config
 from autorollout.credentials import CredentialStore
 from autorollout.kube import KubeClient, KubeConfigError
 from autorollout.kube.pull_secrets import PullSecretReader
 from autorollout.logs import configure_logging
-from autorollout.registry.client import RegistryClient
+from autorollout.probes import ProbeServer, Readiness
 from autorollout.registry.resolver import DigestResolver
 from webhook.admission import AdmissionReviewer
 from webhook.app import build_app
@@ -115,28 +116,31 @@ async def open_webhook(
 
 
 async def _serve(config: Config, settings: WebhookConfig, kubeconfig: str | None) -> int:
-    credentials = CredentialStore.from_config(config, strict=False)
-    for problem in credentials.problems:
-        log.warning("registry credentials not available", extra={"fields": {"problem": problem}})
+    credentials = credential_store(config)
     kube = connect_kube(kubeconfig)
-    client = RegistryClient(
-        ca_paths=config.tls.ca_certificate_paths,
-        artifactory_fallback=config.feature_flags.enable_jfrog_artifactory_fallback,
-    )
-    resolver = DigestResolver(
-        client,
-        cache_ttl=config.digest_cache_ttl_seconds,
-        per_registry_limit=config.reconciler.registry_concurrency,
-    )
     try:
-        async with open_webhook(settings, kube=kube, resolver=resolver, credentials=credentials) as server:
+        async with (
+            open_resolver(config) as resolver,
+            open_webhook(settings, kube=kube, resolver=resolver, credentials=credentials) as server,
+        ):
+            readiness = Readiness()
+            readiness.add("webhook", server.readiness_problem)
+            probes = ProbeServer(readiness, port=config.webserver.port)
+
+            def shutdown() -> None:
+                server.shutdown()
+                probes.shutdown()
+
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, server.shutdown)
-            await server.serve()
+                loop.add_signal_handler(sig, shutdown)
+            serving = asyncio.create_task(probes.serve(), name="probes")
+            try:
+                await server.serve()
+            finally:
+                shutdown()
+                await serving
     finally:
-        await resolver.aclose()
-        await client.aclose()
         if kube is not None:
             await kube.aclose()
     log.info("webhook stopped")

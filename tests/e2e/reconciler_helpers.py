@@ -114,7 +114,8 @@ def wait_replicasets(cluster: LocalCluster, namespace: str, app: str, count: int
 
 def write_config(path: Path, namespaces: Sequence[str] | None, **extra: Any) -> Path:
     """A config file for the CLI; `namespaces=None` leaves the scope to its default."""
-    config: dict[str, Any] = {"cronSchedule": "*/45 * * * * *", **extra}
+    # Port 0: processes of parallel tests must not fight over the probe server's port.
+    config: dict[str, Any] = {"cronSchedule": "*/45 * * * * *", "webserver": {"port": 0}, **extra}
     reconciler = dict(config.pop("reconciler", {}))
     if namespaces is not None:
         reconciler["namespaces"] = list(namespaces)

@@ -77,6 +77,7 @@ def start_webhook(
         "logLevel": "debug",
         "digestCacheTtlSeconds": cache_ttl,
         "webhook": {"imagePullPolicy": policy, "lookupBudgetSeconds": budget},
+        "webserver": {"port": 0},  # the probe server; tests don't share a port
         **(extra_config or {}),
     }
     config_path = workdir / "config.yaml"
