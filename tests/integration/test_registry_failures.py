@@ -1,14 +1,12 @@
 """Failure modes against real endpoints: untrusted TLS, stopped registry, silent port, bad manifests
-through a fault-injecting proxy in front of the real registry."""
+through a fault-injecting proxy in front of the real registry (tests/harness/faultproxy.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -24,6 +22,7 @@ from autorollout.registry.errors import (
 )
 from certs.mint import mint_ca
 from tests.fixtures.registry import client_for, ref
+from tests.harness.faultproxy import FaultProxy as _FaultyProxy
 from tests.harness.registry import LocalRegistry, Mode
 
 pytestmark = pytest.mark.integration
@@ -142,78 +141,6 @@ def test_silent_registry_times_out_as_unreachable(silent_port: int) -> None:
     started = time.monotonic()
     asyncio.run(scenario())
     assert time.monotonic() - started < 2
-
-
-class _FaultyProxy:
-    """A real HTTP proxy in front of the real registry that changes what HEAD/GET answers say:
-    "no-digest-on-head" (drops Docker-Content-Digest from HEAD), "head-405", "tampered-body"
-    (flips a byte of GET bodies), "huge-body", "503-then-ok" (first two requests answer 503)."""
-
-    def __init__(self, upstream: str, fault: str) -> None:
-        self.fault = fault
-        self.seen: list[str] = []
-        self._upstream = httpx.Client(base_url=upstream, timeout=5.0)
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _relay(self, method: str) -> None:
-                proxy.seen.append(method)
-                if proxy.fault == "head-405" and method == "HEAD":
-                    self._answer(405, {}, b"")
-                    return
-                if proxy.fault == "503-then-ok" and len(proxy.seen) <= 2:
-                    self._answer(503, {"Retry-After": "0"}, b"")
-                    return
-                upstream = proxy._upstream.request(
-                    method, self.path, headers={"Accept": self.headers.get("Accept", "*/*")}
-                )
-                headers = {
-                    k: v
-                    for k, v in upstream.headers.items()
-                    if k.lower() in ("content-type", "docker-content-digest", "www-authenticate")
-                }
-                body = upstream.content
-                if proxy.fault == "no-digest-on-head" and method == "HEAD":
-                    headers.pop("docker-content-digest", None)
-                if proxy.fault == "tampered-body" and method == "GET" and body:
-                    body = body[:-2] + (b" " if body[-2:-1] != b" " else b"\n") + body[-1:]
-                if proxy.fault == "huge-body" and method == "GET":
-                    body = body + b" " * (5 * 1024 * 1024)
-                    headers.pop("docker-content-digest", None)
-                length = int(upstream.headers.get("content-length", "0")) if method == "HEAD" else len(body)
-                self._answer(upstream.status_code, headers, b"" if method == "HEAD" else body, length)
-
-            def _answer(
-                self, status: int, headers: dict[str, str], body: bytes, length: int | None = None
-            ) -> None:
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body) if length is None else length))
-                self.end_headers()
-                if body:
-                    self.wfile.write(body)
-
-            def do_HEAD(self) -> None:
-                self._relay("HEAD")
-
-            def do_GET(self) -> None:
-                self._relay("GET")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._upstream.close()
 
 
 @pytest.fixture
