@@ -1,0 +1,1 @@
+"""Benchmarks of kube-autorollout (see bench/README.md and docs/benchmarks.md)."""
