@@ -347,6 +347,23 @@ class LocalCluster:
     ) -> None:
         self.stop(keep_run_dir=exc_type is not None)
 
+    def restart_apiserver(self, *, down_seconds: float = 0.0) -> float:
+        """SIGKILL kube-apiserver, wait `down_seconds`, start it again with the same flags and port;
+        returns the seconds it was not answering."""
+        index, old = next((i, p) for i, p in enumerate(self.processes) if p.name == "kube-apiserver")
+        started = time.monotonic()
+        old.kill()
+        old.close()
+        time.sleep(down_seconds)
+        proc = ManagedProcess(old.name, [str(a) for a in old.popen.args], old.log_path, self.env)  # type: ignore[union-attr]
+        self.processes[index] = proc
+        http = self._http
+        assert http is not None
+        self._wait_for(
+            "kube-apiserver after restart", lambda: http.get(f"{self.server}/readyz").is_success, proc
+        )
+        return time.monotonic() - started
+
     @property
     def pids(self) -> list[int]:
         """Process ids of the running components (each also a process-group id)."""

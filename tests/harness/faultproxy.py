@@ -53,6 +53,7 @@ class SeenRequest:
     method: str
     path: str
     authorized: bool
+    at: float  # time.monotonic() when it arrived
 
 
 class _Server(ThreadingHTTPServer):
@@ -99,12 +100,12 @@ class FaultProxy:
         self.requests: list[SeenRequest] = []
         self.injected = 0
         self._lock = threading.Lock()
+        if upstream_cert is not None:
+            if not isinstance(upstream_verify, ssl.SSLContext):
+                upstream_verify = ssl.create_default_context()
+            upstream_verify.load_cert_chain(*upstream_cert)
         self._upstream = httpx.Client(
-            base_url=upstream,
-            timeout=30.0,
-            verify=upstream_verify,
-            cert=(str(upstream_cert[0]), str(upstream_cert[1])) if upstream_cert else None,
-            trust_env=False,
+            base_url=upstream, timeout=30.0, verify=upstream_verify, trust_env=False
         )
         self.server = _Server(("127.0.0.1", 0), self._handler_class())
         self.port = self.server.server_address[1]
@@ -169,7 +170,9 @@ class FaultProxy:
 
             def _relay(self) -> None:
                 method = self.command
-                proxy.requests.append(SeenRequest(method, self.path, "Authorization" in self.headers))
+                proxy.requests.append(
+                    SeenRequest(method, self.path, "Authorization" in self.headers, time.monotonic())
+                )
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 fault = proxy.fault
