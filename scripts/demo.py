@@ -11,23 +11,29 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shlex
+import signal
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # run as `python scripts/demo.py` from anywhere
 
-from tests.harness.cluster import ClusterBinaries, LocalCluster, install_binaries  # noqa: E402
+import httpx  # noqa: E402
+
+from tests.harness.cluster import ClusterBinaries, LocalCluster, free_ports, install_binaries  # noqa: E402
+from tests.harness.kubelet import SimulatedKubelet  # noqa: E402
 from tests.harness.registry import LocalRegistry, start_registry  # noqa: E402
 
 NAMESPACE = "demo"
 REPOSITORY = "demo/web"
 TAG = "stable"
 ENABLED_LABEL = "kube-autorollout/enabled"
+CLI = str(Path(sys.executable).with_name("kube-autorollout"))
 
 
 class Narrator:
@@ -57,6 +63,8 @@ class Demo:
     narrator: Narrator
     cluster: LocalCluster
     registry: LocalRegistry
+    config: Path
+    probe_port: int = 0
 
     @property
     def image(self) -> str:
@@ -68,14 +76,15 @@ class Demo:
         self.narrator.command(["kubectl", *args], result.stdout + result.stderr)
         return result.stdout
 
-
-@dataclass(frozen=True)
-class Missing:
-    """A stage that is not there yet, and the issue that brings it."""
-
-    stage: str
-    issue: int
-    shows: str
+    def cli(self, *args: str) -> str:
+        """Run the kube-autorollout command line and show it with its output."""
+        result = subprocess.run(
+            [CLI, *args], capture_output=True, text=True, env=self.cluster.env, timeout=60, check=False
+        )
+        self.narrator.command(["kube-autorollout", *args], result.stdout + result.stderr)
+        if result.returncode != 0:
+            raise RuntimeError(f"kube-autorollout {args[0]} exited with {result.returncode}")
+        return result.stdout
 
 
 # --- stages --------------------------------------------------------------------------------------
@@ -102,8 +111,7 @@ def stage_control_plane(
         f"Kubernetes {major}.{minor}; kubectl: {cluster.kubectl_path.readlink()} (within one minor of it)"
     )
     narrator.say(f"export KUBECONFIG={cluster.kubeconfig}   # to follow along in another terminal")
-    narrator.say("No scheduler and no kubelet: pods stay Pending. Rollouts are about the pod template and")
-    narrator.say("the ReplicaSets kube-controller-manager makes from it, and those are all real here.")
+    narrator.say("No scheduler and no kubelet: a simulated node (below) stands in for them.")
     return cluster
 
 
@@ -122,34 +130,100 @@ def stage_push_image(demo: Demo, *, seed: int) -> str:
     return digest
 
 
-def stage_webhook(demo: Demo) -> Missing:
-    """Start kube-autorollout's admission webhook and register it (MutatingWebhookConfiguration)."""
-    demo.narrator.step("kube-autorollout admission webhook")
-    return Missing(
-        "admission webhook",
-        4,
-        f"the digest of {demo.image} recorded as digest.kube-autorollout/web, imagePullPolicy enforced",
+def stage_simulated_node(demo: Demo, stack: contextlib.ExitStack) -> None:
+    demo.narrator.step("A simulated node, so that pods run (this cluster has no kubelet)")
+    node = SimulatedKubelet(demo.cluster.kubeconfig, [NAMESPACE])
+    stack.enter_context(node)
+    demo.narrator.say("pods get bound and reported Running, each container's imageID being the digest")
+    demo.narrator.say("its tag had at the registry when the pod started, as a kubelet pulling with")
+    demo.narrator.say("imagePullPolicy: Always would report it (tests/harness/kubelet.py)")
+
+
+def stage_kube_autorollout(demo: Demo, workdir: Path, stack: contextlib.ExitStack) -> None:
+    """Mint the webhook's certificate, start `kube-autorollout run`, register the webhook."""
+    narrator = demo.narrator
+    narrator.step("Start kube-autorollout: webhook + reconciler in one process")
+    tls_dir = workdir / "tls"
+    demo.cli("certs", "generate", "--out", str(tls_dir), "--dns", "localhost", "--ip", "127.0.0.1")
+    webhook_port, probe_port = free_ports(2)
+    config = workdir / "config.yaml"
+    config.write_text(
+        'cronSchedule: "*/2 * * * * *"   # every 2 seconds, for the demo\n'
+        f"webserver:\n  port: {probe_port}\n"
+        f"reconciler:\n  namespaces: [{NAMESPACE}]\n"
+        "webhook:\n  imagePullPolicy: mutate\n"
     )
+    narrator.say(f"$ cat {config}")
+    narrator.say(config.read_text())
+    argv = [
+        CLI, "run", "--config", str(config), "--kubeconfig", str(demo.cluster.kubeconfig),
+        "--tls-cert", str(tls_dir / "tls.crt"), "--tls-key", str(tls_dir / "tls.key"),
+        "--webhook-host", "127.0.0.1", "--webhook-port", str(webhook_port),
+    ]  # fmt: skip
+    log_path = workdir / "kube-autorollout.log"
+    narrator.say(f"$ kube-autorollout {shlex.join(argv[1:])} &> {log_path}")
+    log_file = stack.enter_context(log_path.open("wb"))
+    process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env=demo.cluster.env)
+    stack.callback(_stop_process, narrator, process)
+    _wait_until(
+        "kube-autorollout ready",
+        lambda: _probe(f"http://127.0.0.1:{probe_port}/readyz") == 204 or process.poll() is not None,
+    )
+    if process.poll() is not None:
+        raise RuntimeError(f"kube-autorollout exited: {log_path.read_text()[-2000:]}")
+    narrator.say(f"GET http://127.0.0.1:{probe_port}/readyz -> 204")
+    demo.probe_port = probe_port
+    demo.kubectl("create", "namespace", NAMESPACE)
+    demo.cli(
+        "certs", "webhook-config", "--name", "kube-autorollout-demo",
+        "--url", f"https://127.0.0.1:{webhook_port}/mutate", "--ca-file", str(tls_dir / "ca.crt"),
+        "--namespace", NAMESPACE, "--apply", "--kubeconfig", str(demo.cluster.kubeconfig),
+    )  # fmt: skip
+    stack.callback(
+        demo.cluster.kubectl,
+        "delete", "mutatingwebhookconfiguration", "kube-autorollout-demo", "--ignore-not-found",
+    )  # fmt: skip
+    demo.kubectl("get", "mutatingwebhookconfiguration", "kube-autorollout-demo")
 
 
 def stage_apply_deployment(demo: Demo) -> None:
     demo.narrator.step(f"Apply a Deployment labeled {ENABLED_LABEL}=true that runs {demo.image}")
-    demo.kubectl("create", "namespace", NAMESPACE)
+    demo.narrator.say("(its container sets no imagePullPolicy: the webhook sets Always and says so)")
     demo.kubectl("apply", "-n", NAMESPACE, "-f", "-", input=deployment_manifest(demo.image))
     _wait_for_replicasets(demo, 1)
+    demo.kubectl("rollout", "status", "-n", NAMESPACE, "deployment/web", "--timeout=60s")
     demo.kubectl("get", "deploy,rs", "-n", NAMESPACE, "-o", "wide")
     show_recorded_digest(demo)
+    show_running_digests(demo)
 
 
-def stage_reconciler(demo: Demo) -> Missing:
-    """Run kube-autorollout's reconciler against the demo namespace."""
-    demo.narrator.step("kube-autorollout reconciler")
-    return Missing(
-        "reconciler",
-        5,
-        f"a new image pushed under {TAG!r}, then a new ReplicaSet, the restartedAt annotation and the "
-        "RolloutTriggered Event",
-    )
+def stage_tag_moves(demo: Demo, *, seed: int) -> str:
+    narrator = demo.narrator
+    narrator.step(f"CI pushes a new image under the same tag {TAG!r}")
+    digest = demo.registry.push_image(REPOSITORY, TAG, seed=seed)
+    narrator.say(f"{demo.image} -> {digest}")
+    narrator.say("the reconciler's next cycle (every 2 s here) finds the tag moved and rolls the Deployment")
+    _wait_for_replicasets(demo, 2)
+    demo.kubectl("rollout", "status", "-n", NAMESPACE, "deployment/web", "--timeout=60s")
+    demo.kubectl("get", "rs", "-n", NAMESPACE, "-l", "app=web")
+    show_recorded_digest(demo)
+    demo.kubectl(
+        "get", "events", "-n", NAMESPACE, "--field-selector", "reason=RolloutTriggered",
+        "-o", "custom-columns=LAST SEEN:.lastTimestamp,REASON:.reason,OBJECT:.involvedObject.name,"
+        "MESSAGE:.message",
+    )  # fmt: skip
+    show_running_digests(demo)
+    return digest
+
+
+def stage_status(demo: Demo) -> None:
+    demo.narrator.step("Ask kube-autorollout what it sees")
+    demo.cli("status", "--kubeconfig", str(demo.cluster.kubeconfig), "--config", str(demo.config))
+    metrics = httpx.get(f"http://127.0.0.1:{demo.probe_port}/metrics", timeout=5).text
+    wanted = ("kube_autorollout_rollouts_total", "kube_autorollout_admission_requests_total",
+              "kube_autorollout_registry_requests_total", "kube_autorollout_cycles_total")  # fmt: skip
+    lines = [line for line in metrics.splitlines() if line.startswith(wanted)]
+    demo.narrator.command(["curl", "-s", f"http://127.0.0.1:{demo.probe_port}/metrics"], "\n".join(lines))
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -164,6 +238,12 @@ def show_recorded_digest(demo: Demo) -> None:
         r"RESTARTED-AT:.spec.template.metadata.annotations.kube-autorollout/restartedAt",
     ]
     demo.kubectl("get", "deploy", "-n", NAMESPACE, "-o", "custom-columns=" + ",".join(columns))
+
+
+def show_running_digests(demo: Demo) -> None:
+    """What the pods run: the imageID the (simulated) kubelet reported."""
+    columns = ["POD:.metadata.name", "PHASE:.status.phase", "IMAGE-ID:.status.containerStatuses[0].imageID"]
+    demo.kubectl("get", "pods", "-n", NAMESPACE, "-o", "custom-columns=" + ",".join(columns))
 
 
 def deployment_manifest(image: str) -> str:
@@ -183,7 +263,6 @@ spec:
       containers:
         - name: web
           image: {image}
-          imagePullPolicy: Always
 """
 
 
@@ -198,6 +277,32 @@ def _wait_for_replicasets(demo: Demo, count: int, timeout: float = 30.0) -> None
         if time.monotonic() > deadline:
             raise TimeoutError(f"kube-controller-manager made {len(names)} ReplicaSet(s), expected {count}")
         time.sleep(0.2)
+
+
+def _wait_until(what: str, check: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not after {timeout:.0f}s")
+        time.sleep(0.1)
+
+
+def _probe(url: str) -> int:
+    try:
+        return httpx.get(url, timeout=2).status_code
+    except httpx.HTTPError:
+        return 0
+
+
+def _stop_process(narrator: Narrator, process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    narrator.say(f"kube-autorollout stopped (exit code {process.returncode})")
 
 
 def _is_failure(exc_type: type[BaseException] | None) -> bool:
@@ -226,18 +331,18 @@ def main(argv: list[str] | None = None) -> int:
         binaries = stage_binaries(narrator)
         cluster = stage_control_plane(narrator, binaries, stack)
         registry = stage_registry(narrator, workdir, stack)
-        demo = Demo(narrator, cluster, registry)
-        stage_push_image(demo, seed=1)
-        missing = [stage_webhook(demo)]
-        narrator.say(f"not yet: comes with issue {missing[-1].issue}")
+        demo = Demo(narrator, cluster, registry, config=workdir / "config.yaml")
+        first = stage_push_image(demo, seed=1)
+        stage_simulated_node(demo, stack)
+        stage_kube_autorollout(demo, workdir, stack)
         stage_apply_deployment(demo)
-        missing.append(stage_reconciler(demo))
-        narrator.say(f"not yet: comes with issue {missing[-1].issue}")
+        second = stage_tag_moves(demo, seed=2)
+        stage_status(demo)
 
         narrator.step("Summary")
-        narrator.say("shown: a real control plane and registry, a labeled Deployment and its ReplicaSet")
-        for gap in missing:
-            narrator.say(f"missing: the {gap.stage} (issue {gap.issue}) would show {gap.shows}")
+        narrator.say(f"apply: the webhook recorded {first[:19]}... and enforced imagePullPolicy: Always")
+        narrator.say(f"push:  the tag moved to {second[:19]}...; the reconciler patched restartedAt, a new")
+        narrator.say("       ReplicaSet rolled the pods, and they run the new digest")
         if args.hold:
             input(f"\nKUBECONFIG={cluster.kubeconfig}; press Enter to stop everything ")
         narrator.step("Clean up")
