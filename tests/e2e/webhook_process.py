@@ -41,6 +41,7 @@ class WebhookProcess:
     ca_file: Path
     log_path: Path
     popen: subprocess.Popen[bytes] = field(repr=False)
+    probe_port: int = 0
 
     @property
     def url(self) -> str:
@@ -69,15 +70,20 @@ def start_webhook(
     budget: float = 1.5,
     cache_ttl: float = 60.0,
     extra_config: dict[str, Any] | None = None,
+    command: str = "webhook",
+    kubeconfig: Path | None = None,
 ) -> WebhookProcess:
-    """Mint certificates for 127.0.0.1, write a config, start the process and wait until it answers."""
+    """Mint certificates for 127.0.0.1, write a config, start the process and wait until it answers.
+
+    `command="run"` starts the whole product (webhook, reconciler, probe server on `probe_port`)."""
     workdir.mkdir(parents=True, exist_ok=True)
+    probe_port = free_port()  # a port of its own: tests run several processes at once
     bundle = write_bundle(workdir / "tls", ["localhost"], ["127.0.0.1"])
     config = {
         "logLevel": "debug",
         "digestCacheTtlSeconds": cache_ttl,
         "webhook": {"imagePullPolicy": policy, "lookupBudgetSeconds": budget},
-        "webserver": {"port": 0},  # the probe server; tests don't share a port
+        "webserver": {"port": probe_port},
         **(extra_config or {}),
     }
     config_path = workdir / "config.yaml"
@@ -85,7 +91,7 @@ def start_webhook(
     port = free_port()
     argv = [
         CLI,
-        "webhook",
+        command,
         "--config",
         str(config_path),
         "--tls-cert",
@@ -97,13 +103,17 @@ def start_webhook(
         "--webhook-port",
         str(port),
     ]
-    if cluster is not None:
-        argv += ["--kubeconfig", str(cluster.kubeconfig)]
+    if kubeconfig is None and cluster is not None:
+        kubeconfig = cluster.kubeconfig
+    if kubeconfig is not None:
+        argv += ["--kubeconfig", str(kubeconfig)]
     log_path = workdir / "webhook.log"
     env = {k: v for k, v in os.environ.items() if k not in ("CONFIG_FILE", "KUBECONFIG")}
     with log_path.open("wb") as log:
         popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    process = WebhookProcess(port=port, ca_file=bundle.ca_cert, log_path=log_path, popen=popen)
+    process = WebhookProcess(
+        port=port, ca_file=bundle.ca_cert, log_path=log_path, popen=popen, probe_port=probe_port
+    )
     _wait_answering(process)
     return process
 
