@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: venv lint format test test-unit test-integration test-e2e cluster-binaries demo bench clean
+.PHONY: venv system-deps lint format test test-unit test-integration test-e2e cluster-binaries demo bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -23,24 +23,28 @@ format: venv
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+## Debian packages the tests and the demo run (docker-registry, htpasswd); nothing when present.
+system-deps:
+	scripts/install-system-deps.sh
+
 ## Builds (or finds in ~/.cache/kube-autorollout) etcd, kube-apiserver, kube-controller-manager, kubectl, helm.
 cluster-binaries:
 	scripts/install-cluster-binaries.sh
 
 # The whole suite: lint, type check, unit, registry integration and control-plane e2e tests.
-test: lint cluster-binaries
+test: system-deps lint cluster-binaries
 	$(PYTEST) -m "unit or integration or e2e"
 
 test-unit: venv
 	$(PYTEST) -m unit -q
 
-test-integration: venv
+test-integration: system-deps venv
 	$(PYTEST) -m integration
 
-test-e2e: venv cluster-binaries
+test-e2e: system-deps venv cluster-binaries
 	$(PYTEST) -m e2e
 
-demo: venv cluster-binaries
+demo: system-deps venv cluster-binaries
 	$(PY) scripts/demo.py
 
 clean:
