@@ -410,9 +410,12 @@ class RegistryClient:
         self, body: bytes, response: httpx.Response, pinned: str | None, *, platforms: bool
     ) -> ManifestDigest:
         digest = verify_manifest(body, response.headers.get("Docker-Content-Digest"), pinned)
+        # Every manifest is a JSON object: anything else (an HTML page a proxy answered with 200)
+        # must not become a digest, or it would look like a moved tag and roll pods.
+        document = _json_object(body)
         media_type = _media_type(response)
         if not media_type or media_type in ("application/json", "application/octet-stream"):
-            media_type = str(_json_object(body).get("mediaType", media_type))
+            media_type = str(document.get("mediaType", media_type))
         entries: tuple[PlatformManifest, ...] = ()
         if platforms and media_type in INDEX_MEDIA_TYPES:
             entries = parse_index(body)
