@@ -10,7 +10,7 @@ tests count retries at the wire. Faults (attributes may be changed while it runs
   `methods` (None: every request), then relay.
 - "reset": close the connection with a TCP RST instead of answering (first `times`, then relay).
 - "challenge": relay, but rewrite a 401's WWW-Authenticate with `rewrite_challenge`.
-- "non-json": GET answers 200 with a body that is not JSON and a digest header matching it.
+- "non-json": HEAD and GET answer 200 with an HTML page and no digest header.
 - "bad-digest-header": HEAD answers with a malformed Docker-Content-Digest.
 - kept from the first registry tests: "no-digest-on-head", "head-405", "tampered-body",
   "huge-body", "503-then-ok" (the first two requests answer 503).
@@ -23,7 +23,6 @@ certificate), so a product pointed at http://proxy talks to the real API server 
 
 from __future__ import annotations
 
-import hashlib
 import socket
 import ssl
 import struct
@@ -214,10 +213,13 @@ class FaultProxy:
                 if fault == "huge-body" and method == "GET":
                     content = content + b" " * (5 * 1024 * 1024)
                     headers.pop("docker-content-digest", None)
-                if fault == "non-json" and method == "GET" and upstream.status_code == 200:
+                if fault == "non-json" and upstream.status_code == 200:
+                    # What a captive portal or a misconfigured front end says: 200, HTML, no digest.
                     content = NON_JSON_BODY
-                    headers["content-type"] = "application/vnd.oci.image.manifest.v1+json"
-                    headers["docker-content-digest"] = "sha256:" + hashlib.sha256(content).hexdigest()
+                    headers["content-type"] = "text/html"
+                    headers.pop("docker-content-digest", None)
+                    if method == "HEAD":
+                        upstream.headers["content-length"] = str(len(content))
                 length_out = (
                     int(upstream.headers.get("content-length", "0")) if method == "HEAD" else len(content)
                 )
