@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import sys
 
+from autorollout.cli.outcome import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from autorollout.cli.wiring import registry_client
 from autorollout.config import ConfigError, load_config
 from autorollout.credentials import CredentialStore, RegistryCredentials
@@ -14,9 +15,6 @@ from autorollout.references import ImageReference, InvalidReferenceError, parse_
 from autorollout.registry.client import ManifestDigest, RegistryClient
 from autorollout.registry.errors import RegistryConfigError, RegistryError
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
 _PROG = "kube-autorollout"
 
 

@@ -8,19 +8,7 @@ from collections.abc import Callable, Sequence
 
 from autorollout import __version__
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-
 Command = Callable[[argparse.Namespace], int]
-
-
-def _not_built(what: str) -> Command:
-    def command(_: argparse.Namespace) -> int:
-        print(f"kube-autorollout: `{what}` is not built yet", file=sys.stderr)
-        return EXIT_USAGE
-
-    return command
 
 
 def _certs(args: argparse.Namespace) -> int:

@@ -14,25 +14,19 @@ import os
 import secrets
 import signal
 import socket
-import sys
 from collections.abc import AsyncIterator
 
+from autorollout.cli.outcome import EXIT_FAILURE, EXIT_OK, UsageError, run_reported
 from autorollout.cli.wiring import credential_store, open_resolver
-from autorollout.config import Config, ConfigError, load_config
+from autorollout.config import Config, load_config
 from autorollout.credentials import CredentialStore
-from autorollout.kube import KubeClient, KubeConfigError, KubeError
+from autorollout.kube import KubeClient
 from autorollout.kube.pull_secrets import PullSecretReader
 from autorollout.logs import configure_logging
 from autorollout.probes import ProbeServer, Readiness
-from autorollout.registry.errors import RegistryConfigError, RegistryError
 from autorollout.registry.resolver import DigestResolver
 from reconciler.loop import Reconciler
-from reconciler.schedule import ScheduleError
 from reconciler.status import describe_cycle
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
 
 log = logging.getLogger("kube_autorollout.reconciler")
 
@@ -40,16 +34,6 @@ log = logging.getLogger("kube_autorollout.reconciler")
 def reconciler_identity() -> str:
     """`<pod or host name>_<random>`: unique per process, as client-go names lease holders."""
     return f"{os.environ.get('POD_NAME') or socket.gethostname()}_{secrets.token_hex(4)}"
-
-
-def load_or_report(path: str | None) -> Config | None:
-    """The configuration, or None after printing each problem on its own line to stderr."""
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"kube-autorollout: {problem}", file=sys.stderr)
-        return None
 
 
 @contextlib.asynccontextmanager
@@ -116,24 +100,12 @@ async def _forever(config: Config, args: argparse.Namespace) -> int:
 
 def command(args: argparse.Namespace) -> int:
     """Run the reconciler: one cycle with `--once` (optionally `--dry-run`), else on the schedule."""
-    if args.dry_run and not args.once:
-        print("kube-autorollout: --dry-run needs --once", file=sys.stderr)
-        return EXIT_USAGE
-    config = load_or_report(args.config)
-    if config is None:
-        return EXIT_USAGE
-    configure_logging(config.log_level)
-    try:
+
+    def body() -> int:
+        if args.dry_run and not args.once:
+            raise UsageError("--dry-run needs --once")
+        config = load_config(args.config)
+        configure_logging(config.log_level)
         return asyncio.run(_once(config, args) if args.once else _forever(config, args))
-    except ScheduleError as exc:
-        print(f"kube-autorollout: cronSchedule: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except RegistryConfigError as exc:
-        print(f"kube-autorollout: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KubeConfigError as exc:
-        print(f"kube-autorollout: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    except (KubeError, RegistryError) as exc:
-        print(f"kube-autorollout: reconcile failed: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+
+    return run_reported(body, failing="reconcile failed: ")

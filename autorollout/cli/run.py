@@ -11,27 +11,19 @@ import argparse
 import asyncio
 import logging
 import signal
-import sys
 
-from autorollout.cli.reconcile import load_or_report, open_reconciler
+from autorollout.cli.outcome import EXIT_OK, run_reported
+from autorollout.cli.reconcile import open_reconciler
 from autorollout.cli.webhook import (
-    WebhookSetupError,
     open_webhook,
     run_event_loop,
     webhook_settings,
 )
 from autorollout.cli.wiring import credential_store, open_resolver
-from autorollout.config import Config, WebhookConfig
-from autorollout.kube import KubeClient, KubeConfigError
+from autorollout.config import Config, WebhookConfig, load_config
+from autorollout.kube import KubeClient
 from autorollout.logs import configure_logging
 from autorollout.probes import ApiHealth, ProbeServer, Readiness
-from autorollout.registry.errors import RegistryConfigError
-from reconciler.schedule import ScheduleError
-from webhook.server import WebhookServerError
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
 
 log = logging.getLogger("kube_autorollout.run")
 
@@ -84,20 +76,11 @@ async def _run(config: Config, settings: WebhookConfig, kubeconfig: str | None) 
 
 def command(args: argparse.Namespace) -> int:
     """Serve the webhook and run the reconciler until SIGTERM/SIGINT."""
-    config = load_or_report(args.config)
-    if config is None:
-        return EXIT_USAGE
-    try:
+
+    def body() -> int:
+        config = load_config(args.config)
         settings = webhook_settings(config, args)
-    except WebhookSetupError as exc:
-        print(f"kube-autorollout: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    configure_logging(config.log_level)
-    try:
+        configure_logging(config.log_level)
         return run_event_loop(_run(config, settings, args.kubeconfig))
-    except (WebhookSetupError, ScheduleError, RegistryConfigError) as exc:
-        print(f"kube-autorollout: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (KubeConfigError, WebhookServerError) as exc:
-        print(f"kube-autorollout: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+
+    return run_reported(body)

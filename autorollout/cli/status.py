@@ -8,12 +8,10 @@ import argparse
 import asyncio
 import sys
 
-from autorollout.cli.reconcile import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, load_or_report, open_reconciler
-from autorollout.config import Config
-from autorollout.kube import KubeConfigError, KubeError
+from autorollout.cli.outcome import EXIT_OK, run_reported
+from autorollout.cli.reconcile import open_reconciler
+from autorollout.config import Config, load_config
 from autorollout.logs import configure_logging
-from autorollout.registry.errors import RegistryConfigError, RegistryError
-from reconciler.schedule import ScheduleError
 from reconciler.status import format_table, status_rows
 
 
@@ -29,20 +27,12 @@ async def _status(config: Config, args: argparse.Namespace) -> str:
 
 def command(args: argparse.Namespace) -> int:
     """Print the status table; exit 1 when the cluster cannot be read."""
-    config = load_or_report(args.config)
-    if config is None:
-        return EXIT_USAGE
-    # Decisions are the table here; only problems go to stderr.
-    configure_logging("warn" if config.log_level in ("info", "debug", "trace") else config.log_level)
-    try:
+
+    def body() -> int:
+        config = load_config(args.config)
+        # Decisions are the table here; only problems go to stderr.
+        configure_logging("warn" if config.log_level in ("info", "debug", "trace") else config.log_level)
         sys.stdout.write(asyncio.run(_status(config, args)))
-    except ScheduleError as exc:
-        print(f"kube-autorollout: cronSchedule: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except RegistryConfigError as exc:
-        print(f"kube-autorollout: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (KubeConfigError, KubeError, RegistryError) as exc:
-        print(f"kube-autorollout: status failed: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    return EXIT_OK
+        return EXIT_OK
+
+    return run_reported(body, failing="status failed: ")

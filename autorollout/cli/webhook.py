@@ -11,12 +11,12 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sys
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
+from autorollout.cli.outcome import EXIT_OK, UsageError, run_reported
 from autorollout.cli.wiring import credential_store, open_resolver
-from autorollout.config import Config, ConfigError, WebhookConfig, load_config
+from autorollout.config import Config, WebhookConfig, load_config
 from autorollout.credentials import CredentialStore
 from autorollout.kube import KubeClient, KubeConfigError
 from autorollout.kube.pull_secrets import PullSecretReader
@@ -26,17 +26,13 @@ from autorollout.registry.resolver import DigestResolver
 from webhook.admission import AdmissionReviewer
 from webhook.app import build_app
 from webhook.policy import PullPolicyMode
-from webhook.server import WebhookServer, WebhookServerError
+from webhook.server import WebhookServer
 from webhook.tls import ServingCertificate, ServingCertificateError
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
 
 log = logging.getLogger("kube_autorollout.webhook")
 
 
-class WebhookSetupError(Exception):
+class WebhookSetupError(UsageError):
     """The webhook cannot start with this configuration (reported as bad configuration)."""
 
 
@@ -159,23 +155,11 @@ def run_event_loop(main: Coroutine[Any, Any, int]) -> int:
 
 def command(args: argparse.Namespace) -> int:
     """Serve `POST /mutate` over TLS until SIGTERM/SIGINT."""
-    try:
+
+    def body() -> int:
         config = load_config(args.config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"kube-autorollout: {problem}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
         settings = webhook_settings(config, args)
-    except WebhookSetupError as exc:
-        print(f"kube-autorollout: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    configure_logging(config.log_level)
-    try:
+        configure_logging(config.log_level)
         return run_event_loop(_serve(config, settings, args.kubeconfig))
-    except WebhookSetupError as exc:
-        print(f"kube-autorollout: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except WebhookServerError as exc:
-        print(f"kube-autorollout: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+
+    return run_reported(body)
