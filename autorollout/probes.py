@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -19,6 +19,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from autorollout.kube import KubeClient, KubeError
+from autorollout.serving import EmbeddedServer
 
 ReadinessCheck = Callable[[], str | None]
 """Returns None when ready, else a one-line reason."""
@@ -83,19 +84,13 @@ class ProbeServer:
             log_config=None,
             server_header=False,
         )
-        self._server = _QuietServer(config)
+        self._server = EmbeddedServer(config)
 
     async def serve(self) -> None:
         await self._server.serve()
 
     def shutdown(self) -> None:
         self._server.should_exit = True
-
-
-class _QuietServer(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield  # the composition root owns the signals
 
 
 class ApiHealth:

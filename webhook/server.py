@@ -10,12 +10,13 @@ import asyncio
 import contextlib
 import socket
 import ssl
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from typing import Final
 
 import uvicorn
 from starlette.types import ASGIApp
 
+from autorollout.serving import EmbeddedServer
 from webhook.tls import ServingCertificate
 
 GRACEFUL_SECONDS: Final = 10.0
@@ -24,12 +25,6 @@ _BACKLOG: Final = 2048
 
 class WebhookServerError(Exception):
     """The listen address cannot be bound."""
-
-
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield  # the composition root owns the signals
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -82,7 +77,7 @@ class WebhookServer:
             ssl_context_factory=context_factory,
             timeout_graceful_shutdown=int(graceful_seconds),
         )
-        self._server = _Server(config)
+        self._server = EmbeddedServer(config)
 
     @property
     def ready(self) -> bool:
