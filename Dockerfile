@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # kube-autorollout container image: the program in a virtual environment on a slim Python base.
-# tests/unit/test_dockerfile.py lints this file and repeats the builder stage's COPY/ENV/RUN steps
+# tests/integration/test_dockerfile_lint.py lints this file; test_image_install.py repeats the builder stage's COPY/ENV/RUN steps
 # (apt-get aside) in a temporary directory, so keep those steps plain shell.
 ARG PYTHON_IMAGE=python:3.11-slim
 
