@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import math
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
@@ -34,13 +35,19 @@ JsonObject = dict[str, Any]
 
 
 def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header; None when absent or unreadable (never raises: any error
+    answer goes through here, and a bad header must not hide the API error behind a ValueError)."""
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        try:
+            parsed = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        return max(0.0, parsed.timestamp() - time.time())
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def _error_from(response: httpx.Response) -> KubeApiError:

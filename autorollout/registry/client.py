@@ -133,7 +133,7 @@ def parse_retry_after(value: str | None, now: datetime.datetime | None = None) -
     if value is None:
         return None
     text = value.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # not "²": isdigit() takes Unicode digits float() refuses
         return float(text)
     try:
         when = email.utils.parsedate_to_datetime(text)
