@@ -54,8 +54,13 @@ class RegistryCredentials:
 
     def fingerprint(self) -> str:
         """A short digest identifying these credentials (for cache keys); reveals nothing of them."""
-        material = json.dumps([self.username, self.password, self.token]).encode()
-        return hashlib.sha256(material).hexdigest()[:16]
+        # Computed once per instance: it is part of every digest-cache key (the admission hot path).
+        cached: str | None = self.__dict__.get("_fingerprint")
+        if cached is None:
+            material = json.dumps([self.username, self.password, self.token]).encode()
+            cached = hashlib.sha256(material).hexdigest()[:16]
+            object.__setattr__(self, "_fingerprint", cached)
+        return cached
 
 
 def normalize_registry_host(key: str) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -53,6 +56,12 @@ def observe_lookup(registry: str, seconds: float) -> None:
     REGISTRY_LOOKUP_SECONDS.labels(registry=registry).observe(seconds)
 
 
+@functools.cache
+def _digest_cache_child(result: str) -> Any:
+    # labels() costs a lock and a tuple per call; the three children never change.
+    return DIGEST_CACHE.labels(result=result)
+
+
 def observe_cache(result: str) -> None:
     """Hook for `DigestResolver(on_cache=...)`: `hit`, `miss` or `shared` (joined an in-flight lookup)."""
-    DIGEST_CACHE.labels(result=result).inc()
+    _digest_cache_child(result).inc()
