@@ -137,8 +137,8 @@ def test_sigkilled_leader_is_replaced_within_the_lease_duration(
         )
         takeover = time.monotonic() - killed_at
         # Expiry is judged from the standby's own observation of the last renewal, polled every
-        # renewSeconds: at most the lease duration plus one renew interval (and a little slack).
-        assert takeover <= duration + 1 + 1.0, takeover
+        # renewSeconds: at most the lease duration plus one renew interval (plus slack for kubectl polls).
+        assert takeover <= duration + 1 + 2.0, takeover
         registry.push_image(unique_repo, "latest", seed=4)
         wait_replicasets(cluster, namespace, "ha", 2)
         [event] = events(cluster, namespace, "RolloutTriggered")

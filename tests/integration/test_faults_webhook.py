@@ -99,7 +99,7 @@ def test_admission_answers_within_the_budget_whatever_the_registry_does(
     assert response.status_code == 200
     answer = response.json()["response"]
     assert answer["allowed"] is True
-    assert elapsed < BUDGET + 0.5, elapsed
+    assert elapsed < BUDGET + 1.0, elapsed
     assert any("digest" in w or "registry" in w or "resolve" in w for w in answer.get("warnings", [])), answer
     patch = json.loads(base64.b64decode(answer["patch"])) if answer.get("patch") else []
     assert not any("digest.kube-autorollout" in op.get("path", "") for op in patch), patch

@@ -42,7 +42,7 @@ _challenge_pieces = st.sampled_from(
 challenge_texts = st.one_of(st.text(max_size=80), st.lists(_challenge_pieces, max_size=30).map("".join))
 
 
-@settings(max_examples=300)
+@settings(max_examples=100)
 @given(challenge_texts)
 def test_any_www_authenticate_parses_to_challenges(header: str) -> None:
     challenges = parse_www_authenticate(header)
@@ -71,7 +71,7 @@ json_or_bytes = st.one_of(
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=100)
 @given(json_or_bytes)
 def test_token_responses_give_a_token_or_a_bad_response(body: bytes) -> None:
     try:
@@ -83,7 +83,7 @@ def test_token_responses_give_a_token_or_a_bad_response(body: bytes) -> None:
     assert expires_in >= 0
 
 
-@settings(max_examples=300)
+@settings(max_examples=100)
 @given(json_or_bytes)
 def test_index_bodies_give_entries_or_a_bad_response(body: bytes) -> None:
     try:
@@ -93,7 +93,7 @@ def test_index_bodies_give_entries_or_a_bad_response(body: bytes) -> None:
     assert all(e.digest and "/" in e.platform for e in entries)
 
 
-@settings(max_examples=200)
+@settings(max_examples=100)
 @given(st.binary(max_size=512), st.one_of(st.none(), st.text(max_size=80)))
 def test_manifest_verification_never_accepts_a_mismatch(body: bytes, header: str | None) -> None:
     try:
@@ -121,7 +121,7 @@ def test_retry_after_is_seconds_or_none(value: str) -> None:
 SECRET = "s3cr3t-Pa55word-Zq9"
 
 
-@settings(max_examples=300)
+@settings(max_examples=100)
 @given(
     st.one_of(
         json_values.map(lambda v: json.dumps({"auths": {"reg.example": v}})),
