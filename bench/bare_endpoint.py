@@ -1,0 +1,45 @@
+"""The ceiling: uvicorn (uvloop, httptools, TLS) answering every POST with one fixed AdmissionReview.
+
+Usage: python -m bench.bare_endpoint PORT CERT KEY RESPONSE_FILE
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import uvicorn
+from starlette.types import Receive, Scope, Send
+
+
+def make_app(response: bytes):  # type: ignore[no-untyped-def]
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(response)).encode())]
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        more = True
+        while more:  # read the whole body, as the webhook does
+            message = await receive()
+            more = message.get("more_body", False)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": response})
+
+    return app
+
+
+if __name__ == "__main__":
+    port, cert, key, response_file = sys.argv[1:5]
+    uvicorn.run(
+        make_app(Path(response_file).read_bytes()),
+        host="127.0.0.1",
+        port=int(port),
+        loop="uvloop",
+        http="httptools",
+        ws="none",
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+        date_header=False,
+        ssl_certfile=cert,
+        ssl_keyfile=key,
+    )
