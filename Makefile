@@ -47,5 +47,17 @@ test-e2e: system-deps venv cluster-binaries
 demo: system-deps venv cluster-binaries
 	$(PY) scripts/demo.py
 
+## Every table of docs/benchmarks.md (about 30 min on 2 cores; best on an idle machine), then the docs.
+bench: venv cluster-binaries
+	bench/install-upstream.sh
+	$(PY) -m bench.reconcile
+	$(PY) -m bench.upstream
+	$(PY) -m bench.admission
+	$(PY) -m bench.report
+
+## The 100-workload reconcile benchmark of the test suite.
+bench-quick: venv cluster-binaries
+	$(PYTEST) tests/e2e/test_bench_quick.py -s
+
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info

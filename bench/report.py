@@ -1,0 +1,273 @@
+"""Render bench/results/*.json as the tables of docs/benchmarks.md (between the BEGIN/END markers of
+each table) and the cycle-time plot docs/img/reconcile-cycle.png.
+
+Usage: python -m bench.report
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+DOC = ROOT / "docs" / "benchmarks.md"
+PLOT = ROOT / "docs" / "img" / "reconcile-cycle.png"
+
+
+def _load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.0f} ms" if seconds < 10 else f"{seconds:,.1f} s"
+
+
+def mib(kib: float) -> str:
+    return f"{kib / 1024:,.0f} MiB"
+
+
+def _api(requests: dict[str, float]) -> str:
+    shown = {k: v for k, v in requests.items() if k != "GET watch"}
+    return ", ".join(f"{v:g} {k}" for k, v in sorted(shown.items())) or "0"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def machine_table(facts: dict[str, Any]) -> str:
+    rows = [
+        [k, str(facts[k])] for k in ("nproc", "cpu", "memory", "kernel", "python", "kubernetes") if k in facts
+    ]
+    rows.append(["1-min load at start", str(facts.get("load_at_start", "?"))])
+    return table(["", ""], rows)
+
+
+def reconcile_tables(data: dict[str, Any]) -> dict[str, str]:
+    floors = data.get("floors", {})
+    head, patch = floors.get("registry_head_seconds", 0.0), floors.get("api_patch_seconds", 0.0)
+    rows = []
+    for s in data["scales"]:
+        first, moved = s["first"], s["moved"]
+        steady = s["steady"] + s["steady_after"]
+        rows.append(
+            [
+                f"{s['workloads']:,}",
+                str(s["unique_images"]),
+                ms(first["cache_fill_seconds"]) + f" + {ms(first['cycle_seconds'])}",
+                ms(s["steady_median_seconds"]),
+                str(statistics.median(c["registry_requests"] for c in steady)),
+                _api(steady[-1]["api_requests"]),
+                f"{ms(moved['cycle_seconds'])} ({moved['outcomes'].get('rolled-out', 0)} rollouts)",
+                f"{moved['registry_requests']}",
+                _api(moved["api_requests"]),
+                mib(s["peak_rss_kib"]),
+                ms(s["unique_images"] * head),
+            ]
+        )
+    scale = table(
+        [
+            "workloads",
+            "unique images",
+            "first cycle (cache fill + cycle)",
+            "steady cycle (median)",
+            "registry req./steady cycle",
+            "API req./steady cycle",
+            "cycle with 5% tags moved",
+            "registry req.",
+            "API req.",
+            "peak RSS (reconciler)",
+            "floor: HEADs in series",
+        ],
+        rows,
+    )
+    unique_rows = []
+    for s in sorted(
+        data.get("unique", []) + [x for x in data["scales"] if x["workloads"] == 1000],
+        key=lambda x: x["unique_images"],
+    ):
+        steady = s["steady"] + s["steady_after"]
+        unique_rows.append(
+            [
+                f"{s['workloads']:,}",
+                str(s["unique_images"]),
+                ms(s["steady_median_seconds"]),
+                str(statistics.median(c["registry_requests"] for c in steady)),
+                mib(s["peak_rss_kib"]),
+                ms(s["unique_images"] * head),
+            ]
+        )
+    unique = table(
+        [
+            "workloads",
+            "unique images",
+            "steady cycle (median)",
+            "registry req./cycle",
+            "peak RSS",
+            "floor: HEADs in series",
+        ],
+        unique_rows,
+    )
+    run_rows = [
+        [
+            f"{r['workloads']:,}",
+            ms(r["ready_seconds"]),
+            mib(r["ready"]["VmRSS"]),
+            mib(r["after_cycles"]["VmHWM"]),
+        ]
+        for r in data.get("run", [])
+    ]
+    run = table(
+        ["workloads in scope", "exec to /readyz 204", "RSS when ready", "peak RSS after a cycle"], run_rows
+    )
+    floors_table = table(
+        ["floor", "median"],
+        [
+            ["one HEAD to the local TLS registry (kept-alive connection)", ms(head)],
+            ["one JSON PATCH to the API server", ms(patch)],
+        ],
+    )
+    return {
+        "reconcile": scale,
+        "unique": unique,
+        "run": run,
+        "reconcile-floors": floors_table,
+        "machine": machine_table(data["machine"]),
+    }
+
+
+def upstream_table(data: dict[str, Any]) -> str:
+    ours, theirs = data["ours"], data["upstream"]
+    idle = data.get("apiserver_idle_per_cycle", {})
+
+    def api(r: dict[str, Any]) -> str:
+        net = {
+            k: max(0.0, round(v - idle.get(k, 0), 1)) for k, v in r["apiserver_requests_per_cycle"].items()
+        }
+        return _api({k: v for k, v in net.items() if v >= 1})
+
+    def ratio(
+        key: str, fmt: Callable[[float], str], getter: Callable[[dict[str, Any]], float] | None = None
+    ) -> list[str]:
+        get = getter or (lambda r: r[key])
+        a, b = get(ours), get(theirs)
+        return [fmt(a), fmt(b), f"{b / a:.1f}x" if a else "-"]
+
+    rows = [
+        ["one full cycle (median)", *ratio("cycle_median_seconds", ms)],
+        ["registry requests per cycle", *ratio("registry_requests_per_cycle", lambda v: f"{v:g}")],
+        ["API requests per cycle (net of idle)", api(ours), api(theirs), ""],
+        ["peak RSS", *ratio("rss", mib, lambda r: r["rss_kib"]["VmHWM"])],
+        ["push to first new ReplicaSet", *ratio("push_to_first_rollout_seconds", ms)],
+        ["schedule tick to all new ReplicaSets", *ratio("tick_to_all_rollouts_seconds", ms)],
+    ]
+    return table(
+        [
+            f"{data['workloads']} Deployments x 1 pod, {data['images']} images",
+            "ours (`run`)",
+            f"upstream {data['upstream_version']}",
+            "upstream / ours",
+        ],
+        rows,
+    )
+
+
+def admission_table(data: dict[str, Any]) -> str:
+    def med(target: str, mode: str, key: str) -> float:
+        return statistics.median(r[key] for r in data["runs"] if r["target"] == target and r["mode"] == mode)
+
+    bare = med("bare", "max", "rps")
+    rows = []
+    for target, label in (
+        ("bare", "bare uvicorn, fixed answer (ceiling)"),
+        ("warm", "webhook, warm cache"),
+        ("cold", "webhook, cold (TTL 0: every image resolved)"),
+    ):
+        rps = med(target, "max", "rps")
+        rows.append(
+            [
+                label,
+                f"{rps:,.0f}",
+                ms(med(target, "max", "p50")),
+                ms(med(target, "max", "p99")),
+                f"{rps / bare:.0%}",
+                f"{med(target, 'paced', 'rps'):,.0f}",
+                ms(med(target, "paced", "p50")),
+                ms(med(target, "paced", "p99")),
+            ]
+        )
+    return table(
+        ["target", "req/s (16 conn.)", "p50", "p99", "of ceiling", "req/s (paced)", "p50", "p99"], rows
+    )
+
+
+def plot(data: dict[str, Any]) -> None:
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    scales = data["scales"]
+    x = [s["workloads"] for s in scales]
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
+    ax.plot(x, [s["steady_median_seconds"] for s in scales], "o-", label="steady cycle")
+    ax.plot(
+        x,
+        [s["first"]["cache_fill_seconds"] + s["first"]["cycle_seconds"] for s in scales],
+        "s-",
+        label="first cycle (LIST + cycle)",
+    )
+    ax.plot(x, [s["moved"]["cycle_seconds"] for s in scales], "^-", label="cycle with 5% of tags moved")
+    head = data["floors"]["registry_head_seconds"]
+    ax.plot(x, [s["unique_images"] * head for s in scales], "k:", label="floor: unique images x one HEAD")
+    ax.set_xscale("log")
+    ax.set_xlabel("labeled Deployments (200 unique images)")
+    ax.set_ylabel("seconds")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    PLOT.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(PLOT)
+
+
+def replace_block(text: str, name: str, body: str) -> str:
+    pattern = re.compile(rf"(<!-- BEGIN {name} -->\n).*?(<!-- END {name} -->)", re.S)
+    if not pattern.search(text):
+        return text
+    return pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
+
+
+def main() -> None:
+    blocks: dict[str, str] = {}
+    reconcile = _load("reconcile")
+    if reconcile:
+        blocks.update(reconcile_tables(reconcile))
+        plot(reconcile)
+    upstream = _load("upstream")
+    if upstream:
+        blocks["upstream"] = upstream_table(upstream)
+    admission = _load("admission")
+    if admission:
+        blocks["admission"] = admission_table(admission)
+        blocks["admission-floors"] = table(
+            ["floor", "median"],
+            [["one HEAD to the local TLS registry", ms(admission["floors"]["registry_head_seconds"])]],
+        )
+    text = DOC.read_text()
+    for name, body in blocks.items():
+        text = replace_block(text, name, body)
+    DOC.write_text(text)
+    for name, body in blocks.items():
+        print(f"## {name}\n{body}\n")
+
+
+if __name__ == "__main__":
+    main()
