@@ -24,6 +24,7 @@ log = logging.getLogger("kube_autorollout.reconciler.cache")
 LABEL_SELECTOR = f"{ENABLED_LABEL}=true"
 KINDS: tuple[str, ...] = tuple(WORKLOAD_RESOURCES)
 _BACKOFF_MAX = 30.0
+_LIST_PAGE = 500
 
 
 def parse_items(kind: str, items: Iterable[dict[str, Any]]) -> dict[tuple[str, str], Workload]:
@@ -118,9 +119,21 @@ class WorkloadCache:
     # -- internals -------------------------------------------------------------------------------
 
     async def _list(self, stream: _Stream) -> None:
-        listing = await self._kube.list(stream.path, {"labelSelector": LABEL_SELECTOR})
-        stream.items = parse_items(stream.kind, listing.get("items") or ())
-        stream.resource_version = str((listing.get("metadata") or {}).get("resourceVersion") or "")
+        # Page by page, each projected to slim records before the next is read: holding a whole
+        # LIST of 10,000 Deployments as dicts (managedFields and all) peaked at about 200 MB of RSS.
+        query: dict[str, str | int] = {"labelSelector": LABEL_SELECTOR, "limit": _LIST_PAGE}
+        items: dict[tuple[str, str], Workload] = {}
+        while True:
+            page = await self._kube.get(stream.path, query)
+            items.update(parse_items(stream.kind, page.get("items") or ()))
+            meta = page.get("metadata") or {}
+            token = meta.get("continue")
+            if not token:
+                break
+            query["continue"] = token
+            del page
+        stream.items = items
+        stream.resource_version = str(meta.get("resourceVersion") or "")
         stream.listed_at = self._monotonic()
 
     def _start_watch(self, stream: _Stream) -> None:
