@@ -53,6 +53,7 @@ bench: venv cluster-binaries
 	$(PY) -m bench.reconcile
 	$(PY) -m bench.upstream
 	$(PY) -m bench.admission
+	$(PY) -m bench.startup
 	$(PY) -m bench.report
 
 ## The 100-workload reconcile benchmark of the test suite.

@@ -261,6 +261,16 @@ def main() -> None:
             ["floor", "median"],
             [["one HEAD to the local TLS registry", ms(admission["floors"]["registry_head_seconds"])]],
         )
+    startup = _load("startup")
+    if startup:
+        blocks["startup"] = table(
+            ["`kube-autorollout run`, nothing in scope", "median of runs"],
+            [
+                ["exec to /readyz 204", ms(startup["ready_seconds_median"])],
+                ["idle RSS (after its first cycle)", mib(startup["idle_rss_kib_median"])],
+                ["runs", str(len(startup["runs"]))],
+            ],
+        )
     text = DOC.read_text()
     for name, body in blocks.items():
         text = replace_block(text, name, body)
