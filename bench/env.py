@@ -128,7 +128,7 @@ def bench_env(kubelet_namespaces: tuple[str, ...] = ()) -> Iterator[BenchEnv]:
     env.facts = {
         **machine(),
         "python": platform.python_version(),
-        "kubernetes": ".".join(map(str, cluster.server_version)),
+        "kubernetes": str((cluster.api_get("/version") or {}).get("gitVersion", cluster.server_version)),
         "load_at_start": round(load_average(), 2),
     }
     try:

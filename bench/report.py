@@ -25,6 +25,8 @@ def _load(name: str) -> dict[str, Any] | None:
 
 
 def ms(seconds: float) -> str:
+    if seconds < 0.01:
+        return f"{seconds * 1000:.1f} ms"
     return f"{seconds * 1000:,.0f} ms" if seconds < 10 else f"{seconds:,.1f} s"
 
 
@@ -64,13 +66,14 @@ def reconcile_tables(data: dict[str, Any]) -> dict[str, str]:
                 str(s["unique_images"]),
                 ms(first["cache_fill_seconds"]) + f" + {ms(first['cycle_seconds'])}",
                 ms(s["steady_median_seconds"]),
-                str(statistics.median(c["registry_requests"] for c in steady)),
+                f"{statistics.median(c['registry_requests'] for c in steady):g}",
                 _api(steady[-1]["api_requests"]),
                 f"{ms(moved['cycle_seconds'])} ({moved['outcomes'].get('rolled-out', 0)} rollouts)",
                 f"{moved['registry_requests']}",
                 _api(moved["api_requests"]),
                 mib(s["peak_rss_kib"]),
                 ms(s["unique_images"] * head),
+                ms(moved["outcomes"].get("rolled-out", 0) * patch),
             ]
         )
     scale = table(
@@ -86,6 +89,7 @@ def reconcile_tables(data: dict[str, Any]) -> dict[str, str]:
             "API req.",
             "peak RSS (reconciler)",
             "floor: HEADs in series",
+            "floor: PATCHes in series",
         ],
         rows,
     )
@@ -100,7 +104,7 @@ def reconcile_tables(data: dict[str, Any]) -> dict[str, str]:
                 f"{s['workloads']:,}",
                 str(s["unique_images"]),
                 ms(s["steady_median_seconds"]),
-                str(statistics.median(c["registry_requests"] for c in steady)),
+                f"{statistics.median(c['registry_requests'] for c in steady):g}",
                 mib(s["peak_rss_kib"]),
                 ms(s["unique_images"] * head),
             ]
