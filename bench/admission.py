@@ -1,7 +1,8 @@
 """Admission under load: wrk (a separate process) POSTs AdmissionReviews of labeled Deployments with
 1-3 containers to the real `kube-autorollout webhook` process over TLS, with a warm digest cache and
 with cold lookups (cache TTL 0: every request resolves its images at the local TLS registry), and,
-in the same run, to a bare uvicorn endpoint returning a fixed AdmissionReview: the ceiling.
+in the same run, to a bare uvicorn endpoint returning a fixed AdmissionReview: the ceiling (raw ASGI,
+and mounted in a Starlette route as the webhook's endpoint is).
 
 Usage: python -m bench.admission [--duration 10] [--repeat 3]
 """
@@ -213,21 +214,15 @@ def main() -> None:
         assert b'"patch"' in answer, answer[:300]
         (workdir / "fixed.json").write_bytes(answer)
         results["response_bytes"] = len(answer)
-        bare_port = free_port()
-        bare = Server(
-            [
-                sys.executable,
-                "-m",
-                "bench.bare_endpoint",
-                str(bare_port),
-                str(bundle.tls_cert),
-                str(bundle.tls_key),
-                str(workdir / "fixed.json"),
-            ],
-            bare_port,
-            bundle.ca_cert,
-            workdir / "bare.log",
-        )
+
+        def ceiling(kind: str) -> Server:
+            port = free_port()
+            argv = [sys.executable, "-m", "bench.bare_endpoint", str(port), str(bundle.tls_cert)]
+            argv += [str(bundle.tls_key), str(workdir / "fixed.json"), kind]
+            return Server(argv, port, bundle.ca_cert, workdir / f"bare-{kind}.log")
+
+        bare = ceiling("raw")
+        bare_starlette = ceiling("starlette")
         # warm the cache: every body once
         with httpx.Client(verify=context, trust_env=False) as client:
             for line in bodies.read_text().splitlines():
@@ -236,7 +231,12 @@ def main() -> None:
         results["floors"] = {"registry_head_seconds": floor}
         try:
             for r in range(args.repeat):
-                for name, server in (("bare", bare), ("warm", warm), ("cold", cold)):
+                for name, server in (
+                    ("bare", bare),
+                    ("starlette", bare_starlette),
+                    ("warm", warm),
+                    ("cold", cold),
+                ):
                     before = registry.request_count(user_agent_substring="kube-autorollout/")
                     run = wrk(server.url, bodies, duration=args.duration, connections=args.connections)
                     run.update(target=name, mode="max", repeat=r)
@@ -252,6 +252,7 @@ def main() -> None:
                     log(f"{name} paced: {paced}")
         finally:
             bare.stop()
+            bare_starlette.stop()
             warm.stop()
             cold.stop()
     finally:

@@ -1,6 +1,7 @@
-"""The ceiling: uvicorn (uvloop, httptools, TLS) answering every POST with one fixed AdmissionReview.
+"""The ceiling: uvicorn (uvloop, httptools, TLS) answering every POST with one fixed AdmissionReview,
+as a raw ASGI app, or (`starlette`) mounted in a Starlette app the way the webhook mounts `/mutate`.
 
-Usage: python -m bench.bare_endpoint PORT CERT KEY RESPONSE_FILE
+Usage: python -m bench.bare_endpoint PORT CERT KEY RESPONSE_FILE [raw|starlette]
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ import sys
 from pathlib import Path
 
 import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 
@@ -28,8 +31,11 @@ def make_app(response: bytes):  # type: ignore[no-untyped-def]
 
 if __name__ == "__main__":
     port, cert, key, response_file = sys.argv[1:5]
+    app = make_app(Path(response_file).read_bytes())
+    if sys.argv[5:] == ["starlette"]:
+        app = Starlette(routes=[Route("/mutate", app, methods=["POST"])])
     uvicorn.run(
-        make_app(Path(response_file).read_bytes()),
+        app,
         host="127.0.0.1",
         port=int(port),
         loop="uvloop",

@@ -190,11 +190,16 @@ def admission_table(data: dict[str, Any]) -> str:
 
     bare = med("bare", "max", "rps")
     rows = []
-    for target, label in (
-        ("bare", "bare uvicorn, fixed answer (ceiling)"),
+    targets = {r["target"] for r in data["runs"]}
+    labels = (
+        ("bare", "bare uvicorn, raw ASGI, fixed answer (ceiling)"),
+        ("starlette", "bare uvicorn + Starlette route, fixed answer"),
         ("warm", "webhook, warm cache"),
         ("cold", "webhook, cold (TTL 0: every image resolved)"),
-    ):
+    )
+    for target, label in labels:
+        if target not in targets:
+            continue
         rps = med(target, "max", "rps")
         rows.append(
             [
@@ -209,7 +214,7 @@ def admission_table(data: dict[str, Any]) -> str:
             ]
         )
     return table(
-        ["target", "req/s (16 conn.)", "p50", "p99", "of ceiling", "req/s (paced)", "p50", "p99"], rows
+        ["target", "req/s (16 conn.)", "p50", "p99", "of raw ceiling", "req/s (paced)", "p50", "p99"], rows
     )
 
 
@@ -255,9 +260,10 @@ def main() -> None:
     if reconcile:
         blocks.update(reconcile_tables(reconcile))
         plot(reconcile)
-    upstream = _load("upstream")
-    if upstream:
-        blocks["upstream"] = upstream_table(upstream)
+    for name in ("upstream", "upstream-1000"):
+        upstream = _load(name)
+        if upstream:
+            blocks[name] = upstream_table(upstream)
     admission = _load("admission")
     if admission:
         blocks["admission"] = admission_table(admission)
