@@ -223,6 +223,9 @@ def main() -> None:
 
         bare = ceiling("raw")
         bare_starlette = ceiling("starlette")
+        for server in (bare, bare_starlette, warm, cold):
+            status = httpx.post(server.url, content=first, verify=context, trust_env=False).status_code
+            assert status == 200, f"{server.url} answered {status}"
         # warm the cache: every body once
         with httpx.Client(verify=context, trust_env=False) as client:
             for line in bodies.read_text().splitlines():

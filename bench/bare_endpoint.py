@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -15,23 +16,28 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 
-def make_app(response: bytes):  # type: ignore[no-untyped-def]
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(response)).encode())]
+class FixedAnswer:
+    """A raw ASGI app (a class, so that a Starlette Route mounts it as ASGI, as the webhook's is)."""
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    def __init__(self, response: bytes) -> None:
+        self.response = response
+        self.headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(response)).encode()),
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         more = True
         while more:  # read the whole body, as the webhook does
             message = await receive()
             more = message.get("more_body", False)
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": response})
-
-    return app
+        await send({"type": "http.response.start", "status": 200, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.response})
 
 
 if __name__ == "__main__":
     port, cert, key, response_file = sys.argv[1:5]
-    app = make_app(Path(response_file).read_bytes())
+    app: Any = FixedAnswer(Path(response_file).read_bytes())
     if sys.argv[5:] == ["starlette"]:
         app = Starlette(routes=[Route("/mutate", app, methods=["POST"])])
     uvicorn.run(
