@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator, Coroutine
@@ -145,6 +146,9 @@ async def _serve(config: Config, settings: WebhookConfig, kubeconfig: str | None
 
 def run_event_loop(main: Coroutine[Any, Any, int]) -> int:
     """Run `main` on uvloop when it is installed (it is with uvicorn[standard])."""
+    # What is loaded by now (modules, configuration) lives as long as the process: frozen, it is
+    # left out of every garbage collection, which took ~10 of ~55 µs per warm admission review.
+    gc.freeze()
     try:
         import uvloop  # noqa: PLC0415
     except ImportError:  # pragma: no cover - uvloop is not built for every platform
