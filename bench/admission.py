@@ -195,6 +195,7 @@ def main() -> None:
     registry = start_registry("tls", workdir / "registry")
     assert registry.ca_file is not None
     results: dict[str, Any] = {"machine": machine(), "load_at_start": load_average(), "runs": []}
+    results["duration"] = args.duration
     try:
         images = [i.reference for i in push_images(registry, "bench/adm", 30, seed=3)]
         bodies = workdir / "bodies.jsonl"

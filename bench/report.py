@@ -189,6 +189,7 @@ def admission_table(data: dict[str, Any]) -> str:
         return statistics.median(r[key] for r in data["runs"] if r["target"] == target and r["mode"] == mode)
 
     bare = med("bare", "max", "rps")
+    duration = data.get("duration", 10)
     rows = []
     targets = {r["target"] for r in data["runs"]}
     labels = (
@@ -208,13 +209,25 @@ def admission_table(data: dict[str, Any]) -> str:
                 ms(med(target, "max", "p50")),
                 ms(med(target, "max", "p99")),
                 f"{rps / bare:.0%}",
+                f"{med(target, 'max', 'registry_requests') / (rps * duration):.2f}",
                 f"{med(target, 'paced', 'rps'):,.0f}",
                 ms(med(target, "paced", "p50")),
                 ms(med(target, "paced", "p99")),
             ]
         )
     return table(
-        ["target", "req/s (16 conn.)", "p50", "p99", "of raw ceiling", "req/s (paced)", "p50", "p99"], rows
+        [
+            "target",
+            "req/s (16 conn.)",
+            "p50",
+            "p99",
+            "of raw ceiling",
+            "registry req./review",
+            "req/s (paced)",
+            "p50",
+            "p99",
+        ],
+        rows,
     )
 
 
