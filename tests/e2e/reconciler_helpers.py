@@ -6,16 +6,16 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 
+# One polling helper for all e2e tests (the reconciler tests import it from here too).
+from tests.e2e.webhook_process import wait_for
 from tests.harness.cluster import LocalCluster
 
-T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DIGEST_PREFIX = "digest.kube-autorollout/"
 RESTARTED_AT = "kube-autorollout/restartedAt"
@@ -71,12 +71,6 @@ def apply(cluster: LocalCluster, manifest: dict[str, Any]) -> None:
     cluster.kubectl("apply", "-f", "-", input=json.dumps(manifest))
 
 
-def get(cluster: LocalCluster, kind: str, namespace: str, name: str) -> dict[str, Any]:
-    out = cluster.kubectl("get", kind.lower(), name, "-n", namespace, "-o", "json").stdout
-    result: dict[str, Any] = json.loads(out)
-    return result
-
-
 def list_items(cluster: LocalCluster, resource: str, namespace: str, *selector: str) -> list[dict[str, Any]]:
     args = ["get", resource, "-n", namespace, "-o", "json"]
     if selector:
@@ -87,18 +81,6 @@ def list_items(cluster: LocalCluster, resource: str, namespace: str, *selector: 
 
 def events(cluster: LocalCluster, namespace: str, reason: str) -> list[dict[str, Any]]:
     return [e for e in list_items(cluster, "events", namespace) if e.get("reason") == reason]
-
-
-def wait_for(what: str, check: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.2) -> T:
-    """Poll `check` until it returns something truthy; fail naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 def replicaset_count(cluster: LocalCluster, namespace: str, app: str) -> int:

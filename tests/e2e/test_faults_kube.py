@@ -19,7 +19,6 @@ from autorollout.kube.errors import GoneError, TooManyRequestsError
 from tests.e2e.reconciler_helpers import (
     apply,
     events,
-    get,
     log_messages,
     replicaset_count,
     run_cli,
@@ -29,6 +28,7 @@ from tests.e2e.reconciler_helpers import (
     workload,
     write_config,
 )
+from tests.e2e.webhook_process import get
 from tests.harness.cluster import LocalCluster
 from tests.harness.faultproxy import FaultProxy
 from tests.harness.registry import LocalRegistry

@@ -16,7 +16,6 @@ import pytest
 from tests.e2e.reconciler_helpers import (
     apply,
     events,
-    get,
     log_messages,
     replicaset_count,
     start_cli,
@@ -25,6 +24,7 @@ from tests.e2e.reconciler_helpers import (
     workload,
     write_config,
 )
+from tests.e2e.webhook_process import get
 from tests.harness.cluster import LocalCluster
 from tests.harness.faultproxy import FaultProxy
 from tests.harness.registry import LocalRegistry

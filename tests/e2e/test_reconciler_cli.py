@@ -13,7 +13,6 @@ from tests.e2e.reconciler_helpers import (
     RESTARTED_AT,
     apply,
     events,
-    get,
     list_items,
     run_cli,
     wait_for,
@@ -21,6 +20,7 @@ from tests.e2e.reconciler_helpers import (
     workload,
     write_config,
 )
+from tests.e2e.webhook_process import get
 from tests.harness.cluster import LocalCluster
 from tests.harness.registry import LocalRegistry
 

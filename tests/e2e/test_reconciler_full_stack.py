@@ -13,7 +13,6 @@ from tests.e2e.reconciler_helpers import (
     DIGEST_PREFIX,
     apply,
     events,
-    get,
     list_items,
     replicaset_count,
     run_cli,
@@ -21,7 +20,7 @@ from tests.e2e.reconciler_helpers import (
     workload,
     write_config,
 )
-from tests.e2e.webhook_process import WebhookProcess, registered, start_webhook
+from tests.e2e.webhook_process import WebhookProcess, get, registered, start_webhook
 from tests.harness.cluster import LocalCluster
 from tests.harness.kubelet import image_id
 from tests.harness.registry import LocalRegistry

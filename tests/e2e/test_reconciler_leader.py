@@ -20,7 +20,6 @@ from reconciler.plan import WorkloadPlan
 from tests.e2e.reconciler_helpers import (
     apply,
     events,
-    get,
     log_messages,
     namespaced_kubeconfig,
     replicaset_count,
@@ -30,6 +29,7 @@ from tests.e2e.reconciler_helpers import (
     workload,
     write_config,
 )
+from tests.e2e.webhook_process import get
 from tests.harness.cluster import LocalCluster
 from tests.harness.registry import LocalRegistry
 

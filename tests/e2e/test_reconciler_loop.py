@@ -20,12 +20,12 @@ from tests.e2e.reconciler_helpers import (
     RESTARTED_AT,
     apply,
     events,
-    get,
     list_items,
     wait_for,
     wait_replicasets,
     workload,
 )
+from tests.e2e.webhook_process import get
 from tests.harness.cluster import LocalCluster
 from tests.harness.registry import LocalRegistry
 

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from tests.e2e import reconciler_helpers as rh
-from tests.e2e.webhook_process import registered, start_webhook, workload
+from tests.e2e.webhook_process import get, registered, start_webhook, workload
 from tests.harness.cluster import LocalCluster
 from tests.harness.registry import LocalRegistry, free_port
 from tests.harness.tokenserver import SERVICE
@@ -135,10 +135,10 @@ def test_no_secret_appears_in_logs_output_events_objects_or_metrics(
                 f"http://127.0.0.1:{metrics_port}/metrics", trust_env=False
             ).text
         for name in ("mounted", "k8s-pull", "opaque"):
-            recorded = rh.get(cluster, "Deployment", namespace, name)["metadata"].get("annotations", {})
+            recorded = get(cluster, "Deployment", namespace, name)["metadata"].get("annotations", {})
             assert "digest.kube-autorollout/app" in recorded, name  # every kind of credential worked
         assert "digest.kube-autorollout/app" not in (
-            rh.get(cluster, "Deployment", namespace, "wrong")["metadata"].get("annotations") or {}
+            get(cluster, "Deployment", namespace, "wrong")["metadata"].get("annotations") or {}
         )
     finally:
         hook.stop()
