@@ -39,6 +39,7 @@ REASON_ROLLOUT = "RolloutTriggered"
 REASON_REGISTRY_ERROR = "RegistryLookupFailed"
 _MAX_MESSAGE = 1000
 _MAX_REMEMBERED_WARNINGS = 10_000
+_MAX_THROTTLED_ROUNDS = 2  # each round is the client's own 1 + 3 attempts
 
 
 class Result(StrEnum):
@@ -189,7 +190,7 @@ class Actuator:
 
     async def apply(self, plan: WorkloadPlan, replan: Replan) -> Outcome:
         """Patch the workload as planned; on a rejected test op re-read, re-plan and retry."""
-        attempts = 0
+        attempts = throttled = 0
         while True:
             action = plan.action
             if action is None:
@@ -222,9 +223,11 @@ class Actuator:
                 plan = await replan(fresh)
                 continue
             except TooManyRequestsError as exc:
-                # The client already waited out a few 429s; slow every later patch down too.
+                # The client already waited out a few 429s; slow every later patch down too, and give
+                # this workload one more round only: the next cycle decides again.
                 bucket.pause(exc.retry_after or 1.0)
-                if attempts >= self._max_attempts:
+                throttled += 1
+                if throttled >= _MAX_THROTTLED_ROUNDS or attempts >= self._max_attempts:
                     return Outcome(plan, Result.FAILED, attempts, str(exc))
                 continue
             except NotFoundError:

@@ -192,4 +192,13 @@ def test_api_throttling_is_waited_out_and_rolls_out_once(
 
     asyncio.run(persistent())
     assert api_proxy.count("PATCH") - before == 4
+
+    # A moved tag while throttled for good: two rounds of the client's four attempts, then the
+    # workload waits for the next cycle; nothing rolled out.
+    registry.push_image(unique_repo, "latest", seed=5)
+    before = api_proxy.count("PATCH")
+    result = run_cli(cluster, config, "reconcile", "--once", kubeconfig=kubeconfig)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert api_proxy.count("PATCH") - before == 8
+    assert replicaset_count(cluster, namespace, "busy") == 2
     print(f"PATCH attempts: transient 6 (5 throttled), persistent {api_proxy.count('PATCH') - before}")
