@@ -133,20 +133,19 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def _cli_argv(
+    cluster: LocalCluster, config: Path, args: tuple[str, ...], kubeconfig: Path | None
+) -> list[str]:
+    kubeconfig_path = kubeconfig or cluster.kubeconfig
+    return [sys.executable, "-m", "autorollout.cli.main", *args, "--config", str(config),
+            "--kubeconfig", str(kubeconfig_path)]  # fmt: skip
+
+
 def run_cli(
     cluster: LocalCluster, config: Path, *args: str, timeout: float = 90.0, kubeconfig: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     """`kube-autorollout ARGS --config CONFIG --kubeconfig ...` as a real process."""
-    argv = [
-        sys.executable,
-        "-m",
-        "autorollout.cli.main",
-        *args,
-        "--config",
-        str(config),
-        "--kubeconfig",
-        str(kubeconfig or cluster.kubeconfig),
-    ]
+    argv = _cli_argv(cluster, config, args, kubeconfig)
     return subprocess.run(
         argv, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT, env=cli_env(), check=False
     )
@@ -161,16 +160,7 @@ def start_cli(
     **env: str,
 ) -> subprocess.Popen[bytes]:
     """The CLI as a long-running process logging to `log_path` (stop it with SIGTERM)."""
-    argv = [
-        sys.executable,
-        "-m",
-        "autorollout.cli.main",
-        *args,
-        "--config",
-        str(config),
-        "--kubeconfig",
-        str(kubeconfig or cluster.kubeconfig),
-    ]
+    argv = _cli_argv(cluster, config, args, kubeconfig)
     log = log_path.open("wb")
     try:
         return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=cli_env(**env))
