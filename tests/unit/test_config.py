@@ -509,7 +509,7 @@ def test_no_problem_quotes_a_value_from_the_environment(text: str, key: str) -> 
         "reconciler: {namespaces: [Canary-1]}\n",
         "logLevel: Canary-1\n",
         "webhook: {imagePullPolicy: Canary-1}\n",
-        "registries:\n  - hostnamePattern: x\n    secret: {type: Opaque, username: Canary-1, token: [Canary-1]}\n",
+        "registries:\n  - hostnamePattern: x\n    secret: {type: Opaque, username: Canary-1, token: [C]}\n",
     ],
 )
 def test_no_problem_quotes_a_value_written_in_the_file(text: str) -> None:
