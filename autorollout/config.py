@@ -392,8 +392,6 @@ def _load_text(text: str, env: Mapping[str, str], *, strict: bool) -> LoadedConf
         with_line(format_path(loc), "unknown key" + suggestion(Config, loc), document.line_of(loc))
         for loc in unknown
     ]
-    if strict:
-        problems.extend(unknown_lines)
     config: Config | None = None
     try:
         config = Config.model_validate(known, by_alias=True, by_name=False)
@@ -406,11 +404,13 @@ def _load_text(text: str, env: Mapping[str, str], *, strict: bool) -> LoadedConf
     problems = [p for p in problems if p in document.problems or p.split(":", 1)[0] not in reported]
     secrets = [*document.environment_values, *_secret_values(known)]
     problems = [scrub_values(p, secrets) for p in problems]
-    if problems or config is None:
-        raise ConfigError(_in_file_order(problems))
+    if problems or config is None or (strict and unknown_lines):
+        # Unknown keys are problems in strict mode, and listed with the others when the file stops
+        # the program anyway (a misspelt key is often the cause of a missing one).
+        raise ConfigError(_in_file_order([*problems, *unknown_lines]))
     return LoadedConfig(
         config,
-        warnings=tuple(_in_file_order([] if strict else unknown_lines)),
+        warnings=tuple(unknown_lines),
         from_environment=dict(document.from_environment),
         environment_values=tuple(document.environment_values),
     )

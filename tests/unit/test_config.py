@@ -299,9 +299,8 @@ def test_every_problem_is_reported_once_with_its_key_path_and_line() -> None:
     assert numbers == sorted(numbers), "problems are listed in file order"
     assert all("\n" not in p for p in problems)
     assert not any("inline-secret-value" in p or "Vault" in p or "61 *" in p for p in problems)
-    # Without strict mode the unknown key is no problem (a warning, see below); the rest still are.
-    lenient = problems_of(BAD_FILE)
-    assert [p for p in problems if not p.startswith("webserver.prot:")] == lenient
+    # Without strict mode too: the file stops the program, its unknown keys are listed with the rest.
+    assert problems_of(BAD_FILE) == problems
 
 
 def test_missing_environment_variable_names_it_and_its_line() -> None:
