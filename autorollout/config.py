@@ -358,7 +358,7 @@ def read_config(
         f"tls.caCertificatePaths[{i}]: file not found"
         + ("" if _from_environment(ca, loaded.environment_values) else f": {ca}")
         for i, ca in enumerate(config.tls.ca_certificate_paths)
-        if not Path(ca).is_file()
+        if not (Path(ca).is_file() or Path(ca).is_dir())  # a directory: every file in it, as mounted
     ]
     if missing:
         raise ConfigError(missing)

@@ -395,6 +395,9 @@ def test_missing_ca_certificate_file_is_a_problem(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(str(path), {})
     assert info.value.problems == [f"tls.caCertificatePaths[1]: file not found: {tmp_path / 'missing.crt'}"]
+    # A directory stands for every file in it (a mounted Secret or ConfigMap), as the README says.
+    path.write_text(f"tls:\n  caCertificatePaths: [{tmp_path}]\n")
+    assert load_config(str(path), {}).tls.ca_certificate_paths == [str(tmp_path)]
 
 
 # --- unknown keys, strict mode ----------------------------------------------------------------
