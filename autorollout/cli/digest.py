@@ -38,7 +38,7 @@ async def _resolve(
 def command(args: argparse.Namespace) -> int:
     """Print the digest `args.image` points to; 1 on a registry failure, 2 on bad input or config."""
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, strict=args.strict_config or None)
         ref = parse_image_reference(args.image)
     except ConfigError as exc:
         for problem in exc.problems:

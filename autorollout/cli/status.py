@@ -29,7 +29,7 @@ def command(args: argparse.Namespace) -> int:
     """Print the status table; exit 1 when the cluster cannot be read."""
 
     def body() -> int:
-        config = load_config(args.config)
+        config = load_config(args.config, strict=args.strict_config or None)
         # Decisions are the table here; only problems go to stderr.
         configure_logging("warn" if config.log_level in ("info", "debug", "trace") else config.log_level)
         sys.stdout.write(asyncio.run(_status(config, args)))
