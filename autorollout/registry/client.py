@@ -495,7 +495,11 @@ class RegistryClient:
             raise BadResponseError(f"{source.netloc.decode('ascii')} redirected from https to plain http")
 
     def _connect_error(self, exc: httpx.ConnectError, request: httpx.Request) -> Exception:
-        netloc = request.url.netloc.decode("ascii")
+        try:
+            hop = exc.request  # after a redirect: the request that failed, to another host maybe
+        except RuntimeError:
+            hop = request
+        netloc = hop.url.netloc.decode("ascii")
         cause = ssl_cause(exc)
         if cause is None:
             return UnreachableError(f"cannot connect to {netloc}: {exc}")
@@ -504,7 +508,8 @@ class RegistryClient:
                 f"TLS certificate of {netloc} not trusted: {cause.verify_message or cause}; "
                 "add its CA to tls.caCertificatePaths"
             )
-        if request.url.scheme == "https" and is_loopback_host(netloc):
+        # Only the registry's own port may turn out to speak plain HTTP, not a redirect's target.
+        if hop.url == request.url and request.url.scheme == "https" and is_loopback_host(netloc):
             return _PlainHttpPort()
         return RegistryTlsError(f"TLS handshake with {netloc} failed: {cause}")
 

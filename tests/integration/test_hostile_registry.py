@@ -19,6 +19,7 @@ from autorollout.registry.errors import (
     LookupTimeoutError,
     RateLimitedError,
     RegistryError,
+    RegistryTlsError,
     UnreachableError,
 )
 from autorollout.registry.resolver import DigestResolver, Lookup
@@ -256,3 +257,20 @@ def test_retries_that_fit_are_made_within_the_deadline(hostile: list[HostileRegi
     assert isinstance(error, RateLimitedError), error
     assert len(server.requests) == 3  # 3 attempts, 1 s apart
     assert 2 <= seconds < 2 + SLACK
+
+
+def test_a_redirect_to_a_port_that_does_not_speak_tls_is_a_tls_error(hostile: list[HostileRegistry]) -> None:
+    # Only the registry's own loopback port falls back to plain HTTP, and the error names the host
+    # that failed (before, it named the registry that redirected).
+    plain = start(hostile, "rate-limited")
+    server = start(hostile, "location", location=f"https://{plain.host}/v2/team/app/manifests/v1")
+
+    async def scenario() -> tuple[object, float]:
+        async with client() as registry:
+            return await timed_resolve(registry, server)
+
+    error, seconds = asyncio.run(scenario())
+    assert isinstance(error, RegistryTlsError), error
+    assert f"TLS handshake with {plain.host} failed" in str(error)
+    assert plain.requests == []
+    assert seconds < 1
