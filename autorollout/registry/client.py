@@ -414,7 +414,7 @@ class RegistryClient:
             response, auth = await self._send("HEAD", url, ref, credentials)
             try:
                 # Reading the (empty) body completes the exchange, so the connection is kept alive.
-                await read_capped(response, _ERROR_DETAIL_BYTES, what="answer to HEAD")
+                await self._finish_head(response)
                 if response.status_code == 200:
                     digest = _valid_digest(response.headers.get("Docker-Content-Digest"))
                     if digest is not None:
@@ -436,6 +436,14 @@ class RegistryClient:
         return self._verified(
             body, response, reference if ref.digest is not None else None, platforms=platforms
         )
+
+    async def _finish_head(self, response: httpx.Response) -> None:
+        # Not read_capped: a HEAD's Content-Length is the size of the GET's body, not of its own.
+        try:
+            await response.aread()
+        except httpx.HTTPError as exc:
+            peer = response.request.url.netloc.decode("ascii")
+            raise transport_error(exc, peer, "the HEAD answer") from exc
 
     def _verified(
         self, body: bytes, response: httpx.Response, pinned: str | None, *, platforms: bool

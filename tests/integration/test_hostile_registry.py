@@ -23,7 +23,7 @@ from autorollout.registry.errors import (
     UnreachableError,
 )
 from autorollout.registry.resolver import DigestResolver, Lookup
-from tests.harness.hostile import MANIFEST_DIGEST, HostileRegistry
+from tests.harness.hostile import MANIFEST_DIGEST, HostileRegistry, digest_of
 
 pytestmark = pytest.mark.integration
 
@@ -274,3 +274,20 @@ def test_a_redirect_to_a_port_that_does_not_speak_tls_is_a_tls_error(hostile: li
     assert f"TLS handshake with {plain.host} failed" in str(error)
     assert plain.requests == []
     assert seconds < 1
+
+
+def test_a_head_announcing_a_large_manifest_resolves_by_head(hostile: list[HostileRegistry]) -> None:
+    # A HEAD's Content-Length is the GET body's size (here 50 KB, above the 16 KiB error-body cap).
+    entries = [{"digest": f"sha256:{i:064x}", "platform": {"os": "linux", "architecture": "amd64"}}
+               for i in range(400)]  # fmt: skip
+    body = index(*entries)
+    assert len(body) > 32 * 1024
+    server = start(hostile, "index", index_body=body)
+
+    async def scenario() -> tuple[object, float]:
+        async with client() as registry:
+            return await timed_resolve(registry, server)
+
+    digest, _ = asyncio.run(scenario())
+    assert digest == digest_of(body)
+    assert [r.method for r in server.requests] == ["HEAD"]

@@ -260,3 +260,16 @@ def test_arbitrary_text_parses_or_raises_invalid_reference_only(text: str) -> No
         assert outcome.reference == text
     else:
         assert parse_image_reference(str(outcome)).repository_key == outcome.repository_key
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.one_of(st.integers(0, 200_000), st.integers(0, 10**30)), st.sampled_from(["host", "[::1]", "10.0.0.1"])
+)
+def test_a_registry_port_is_accepted_exactly_when_a_socket_takes_it(port: int, host: str) -> None:
+    text = f"{host}:{port}/team/app:v1"
+    if 1 <= port <= 65535:
+        assert parse_image_reference(text).api_host == f"{host}:{port}"
+    else:
+        with pytest.raises(InvalidReferenceError, match="is not in 1-65535"):
+            parse_image_reference(text)
