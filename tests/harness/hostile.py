@@ -21,6 +21,7 @@ Behaviours (`HostileRegistry(behaviour, ...)`):
   `realm` replaces the challenge's realm (default: this server's `/token`).
 - "index": HEAD and GET answer `index_body` as an OCI index, with its true digest.
 - "rate-limited": every request is answered `429` with `Retry-After: <retry_after>`.
+- "raw": every request is answered with the bytes of `raw` (attribute, may change), then closed.
 
 `requests` lists (method, path, authorized) as they arrived; `first_contact` is the
 time.monotonic() of the first connection (a process under test has started by then); `trickled`
@@ -63,6 +64,7 @@ BEHAVIOURS = (
     "token",
     "index",
     "rate-limited",
+    "raw",
 )
 _MAX_REQUEST = 64 * 1024
 
@@ -168,6 +170,7 @@ class HostileRegistry:
         index_body: bytes = b"",
         realm: str = "",
         retry_after: str = "1",
+        raw: bytes = b"",
     ) -> None:
         if behaviour not in BEHAVIOURS:
             raise ValueError(f"unknown behaviour {behaviour!r}")
@@ -178,6 +181,7 @@ class HostileRegistry:
         self.index_body = index_body
         self.realm = realm
         self.retry_after = retry_after
+        self.raw = raw
         self.requests: list[Seen] = []
         self.trickled = 0
         self.first_contact: float | None = None
@@ -289,6 +293,8 @@ class HostileRegistry:
                 c.send(_response("200 OK", found, b"" if method == "HEAD" else MANIFEST))
             else:
                 c.send(_response("401 Unauthorized", challenge, b'{"errors": []}'))
+        elif behaviour == "raw":
+            c.send(self.raw)
         elif behaviour == "rate-limited":
             c.send(_response("429 Too Many Requests", {"Retry-After": self.retry_after}))
         elif behaviour == "index":

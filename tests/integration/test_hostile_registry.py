@@ -11,6 +11,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from autorollout.references import parse_image_reference
 from autorollout.registry.client import RegistryClient, RetryPolicy
@@ -291,3 +293,68 @@ def test_a_head_announcing_a_large_manifest_resolves_by_head(hostile: list[Hosti
     digest, _ = asyncio.run(scenario())
     assert digest == digest_of(body)
     assert [r.method for r in server.requests] == ["HEAD"]
+
+
+_status_lines = st.sampled_from(
+    [
+        b"HTTP/1.1 200 OK",
+        b"HTTP/1.1 302 Found",
+        b"HTTP/1.1 401 Unauthorized",
+        b"HTTP/1.1 503 x",
+        b"HTTP/1.0 200",
+        b"HTTP/1.1 999 odd",
+        b"HTTP/9.9 200 OK",
+        b"ICY 200 OK",
+        b"HTTP/1.1 20",
+        b"",
+        b"\x00\xff",
+    ]
+)
+_header_lines = st.sampled_from(
+    [
+        b"Content-Length: 5",
+        b"Content-Length: -1",
+        b"Content-Length: 99999999999999999999",
+        b"Content-Length: 1, 2",
+        b"Transfer-Encoding: chunked",
+        b"Transfer-Encoding: gzip",
+        b"Content-Encoding: gzip",
+        b"Content-Encoding: br",
+        b"Content-Type: application/vnd.oci.image.index.v1+json",
+        b"Docker-Content-Digest: sha256:../../x",
+        b"Docker-Content-Digest: " + MANIFEST_DIGEST.encode(),
+        b"Location: data:,x",
+        b"Location: http://127.0.0.1:99999/",
+        b"Location: //",
+        b"Location: \x7f",
+        b'WWW-Authenticate: Bearer realm="http://127.0.0.1:99999/t"',
+        b"WWW-Authenticate: Bearer realm=x",
+        b"Retry-After: 99999999999999999999999",
+        b"no colon",
+        b" folded: x",
+        b"X: \x1b[2J",
+    ]
+)
+_bodies = st.one_of(
+    st.binary(max_size=40),
+    st.sampled_from([b"0\r\n\r\n", b"zz\r\n", b"5\r\nab", b'{"manifests": [{"digest": "sha256:../x"}]}']),
+)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(_status_lines, st.lists(_header_lines, max_size=5), _bodies, st.booleans())
+def test_any_answer_is_a_digest_or_a_registry_error(
+    hostile: list[HostileRegistry], status: bytes, headers: list[bytes], body: bytes, platforms: bool
+) -> None:
+    if not hostile:
+        start(hostile, "raw")
+    server = hostile[0]
+    server.raw = b"\r\n".join([status, *headers]) + b"\r\n\r\n" + body
+
+    async def scenario() -> tuple[object, float]:
+        async with client(deadline=3) as registry:
+            return await timed_resolve(registry, server, platforms=platforms)
+
+    outcome, seconds = asyncio.run(scenario())  # anything but a RegistryError or a digest raises here
+    assert isinstance(outcome, RegistryError) or outcome == MANIFEST_DIGEST, outcome
+    assert seconds < 3 + SLACK
