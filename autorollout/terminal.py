@@ -43,4 +43,13 @@ def terminal_safe(text: str, limit: int | None = None) -> str:
     return "".join(kept) + _ELLIPSIS[: max(0, limit)]
 
 
-__all__ = ["terminal_safe"]
+def terminal_safe_lines(text: str) -> str:
+    """Each "\\n"-ended line of `text` made safe by `terminal_safe` (any other line break, such as
+    "\\r" or U+2028, is escaped too, so it cannot forge a row of a table)."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return "".join(terminal_safe(line) + "\n" for line in lines)
+
+
+__all__ = ["terminal_safe", "terminal_safe_lines"]

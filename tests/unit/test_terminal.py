@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from autorollout.cli.digest import format_result
 from autorollout.registry.client import OCI_INDEX, ManifestDigest, PlatformManifest
-from autorollout.terminal import terminal_safe
+from autorollout.terminal import terminal_safe, terminal_safe_lines
 
 pytestmark = pytest.mark.unit
 
@@ -69,3 +69,12 @@ def test_platform_lines_cannot_be_forged_or_steer_the_terminal() -> None:
     assert "\x1b" not in lines[1]
     assert "\\x1b]0;pwned\\x07amd64" in lines[1]
     assert len(lines[1]) <= len(digest) + 2 + 100
+
+
+def test_a_table_keeps_its_lines_and_loses_its_escapes() -> None:
+    table = "NAMESPACE  WORKLOAD  STATUS\nteam  web  error: \x1b[31mgone\rx\u2028forged  row\n"
+    assert terminal_safe_lines(table) == (
+        "NAMESPACE  WORKLOAD  STATUS\nteam  web  error: \\x1b[31mgone\\x0dx\\u2028forged  row\n"
+    )
+    assert terminal_safe_lines("no newline at the end") == "no newline at the end\n"
+    assert terminal_safe_lines("") == ""
