@@ -16,7 +16,7 @@ import httpx
 from autorollout.registry.errors import BadResponseError, RegistryError, UnreachableError
 
 _PORT_MAX = 65535
-_HOST_NAME_RE = re.compile(rb"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?")
+_HOST_NAME_RE = re.compile(rb"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?")  # "fqdn." too
 
 
 def transport_error(exc: httpx.HTTPError, peer: str, stage: str, *, registry: str = "") -> RegistryError:

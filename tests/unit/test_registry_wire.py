@@ -24,6 +24,8 @@ SOURCE = httpx.URL("https://registry.example:5000/v2/team/app/manifests/v1")
         ("//mirror.example:65535/x", "https://mirror.example:65535/x"),
         ("http://[::1]:5000/x", "http://[::1]:5000/x"),
         ("http://127.0.0.1:1/x", "http://127.0.0.1:1/x"),
+        ("https://cdn.example./m", "https://cdn.example./m"),
+        ("https://xn--9ca.example/m", "https://xn--9ca.example/m"),
     ],
 )
 def test_usable_locations_are_followed(location: str, target: str) -> None:
