@@ -272,6 +272,8 @@ class Config(_Section):
     reconciler: ReconcilerConfig = Field(default_factory=ReconcilerConfig)
     leader_election: LeaderElectionConfig = Field(default_factory=LeaderElectionConfig)
     digest_cache_ttl_seconds: float = Field(default=10.0, ge=0)
+    # Every registry lookup (token fetch and retries included) ends within it, however slow the peer.
+    lookup_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
 
     @field_validator("cron_schedule")
     @classmethod

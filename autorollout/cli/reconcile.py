@@ -25,6 +25,7 @@ from autorollout.kube import KubeClient
 from autorollout.kube.pull_secrets import PullSecretReader
 from autorollout.probes import ProbeServer, Readiness
 from autorollout.registry.resolver import DigestResolver
+from autorollout.terminal import terminal_safe
 from reconciler.loop import Reconciler
 from reconciler.status import describe_cycle
 
@@ -71,7 +72,7 @@ async def _once(config: Config, args: argparse.Namespace) -> int:
         await reconciler.start(watch=False)
         report = await reconciler.run_cycle(dry_run=args.dry_run)
     for line in describe_cycle(report):
-        print(line)
+        print(terminal_safe(line))  # lines quote registry and API errors
     return EXIT_FAILURE if report.failed else EXIT_OK
 
 
