@@ -41,6 +41,7 @@ from autorollout.registry.auth import (
     repository_scope,
     ssl_cause,
 )
+from autorollout.registry.authorization import describe_transport_error, redact, secret_forms
 from autorollout.registry.errors import (
     BadResponseError,
     ForbiddenError,
@@ -314,6 +315,9 @@ class RegistryClient:
             try:
                 return await self._resolve_once(ref, credentials, platforms)
             except RegistryError as exc:
+                # Whatever failed, the message leaves the client without these credentials in it.
+                exc.message = redact(exc.message, secret_forms(credentials))
+                exc.args = (exc.message,)
                 if not exc.reference:
                     exc.reference = str(ref)
                 if not exc.registry:
@@ -448,19 +452,20 @@ class RegistryClient:
             raise self._connect_error(exc, request) from exc
         except (httpx.ReadError, httpx.WriteError, httpx.CloseError) as exc:
             self._count(netloc, method, "error")
-            raise UnreachableError(f"connection to {netloc} failed: {exc}") from exc
+            raise UnreachableError(f"connection to {netloc} failed: {describe_transport_error(exc)}") from exc
         except httpx.TooManyRedirects as exc:
             raise BadResponseError(f"too many redirects from {url}") from exc
         except httpx.HTTPError as exc:
             self._count(netloc, method, "error")
-            raise BadResponseError(f"{method} {url} failed: {type(exc).__name__}: {exc}") from exc
+            # Never str(exc): h11 quotes an illegal header value (an Authorization) in it.
+            raise BadResponseError(f"{method} {url} failed: {describe_transport_error(exc)}") from exc
         return response, auth
 
     def _connect_error(self, exc: httpx.ConnectError, request: httpx.Request) -> Exception:
         netloc = request.url.netloc.decode("ascii")
         cause = ssl_cause(exc)
         if cause is None:
-            return UnreachableError(f"cannot connect to {netloc}: {exc}")
+            return UnreachableError(f"cannot connect to {netloc}: {describe_transport_error(exc)}")
         if isinstance(cause, ssl.SSLCertVerificationError):
             return RegistryTlsError(
                 f"TLS certificate of {netloc} not trusted: {cause.verify_message or cause}; "
@@ -482,7 +487,7 @@ class RegistryClient:
         status = response.status_code
         if status in (400, 404) and may_hint and is_artifactory_response(response):
             return _ArtifactoryHint()
-        detail = await self._error_detail(response)
+        detail = await self._error_detail(response, auth)
         suffix = f" (HTTP {status}{': ' + detail if detail else ''})"
         registry = ref.registry
         if status == 404:
@@ -510,8 +515,9 @@ class RegistryClient:
             return "registry rejected the credentials; they are not sent again during the backoff"
         return "the token issued does not allow pulling this repository (wrong name or no permission)"
 
-    async def _error_detail(self, response: httpx.Response) -> str:
-        """The registry's own error code and message from a JSON error body, if any."""
+    async def _error_detail(self, response: httpx.Response, auth: RegistryAuth) -> str:
+        """The registry's own error code and message from a JSON error body, if any, without the
+        credentials of this request (a registry may echo the request back)."""
         if response.request.method == "HEAD":
             return ""
         try:
@@ -521,8 +527,10 @@ class RegistryClient:
             return ""
         if not isinstance(errors, list) or not errors or not isinstance(errors[0], dict):
             return ""
-        first = errors[0]
-        return f"{first.get('code', '')}: {first.get('message', '')}"[:200]
+        code, message = (errors[0].get(name) for name in ("code", "message"))
+        text = f"{code if isinstance(code, str) else ''}: {message if isinstance(message, str) else ''}"
+        # Redacted before it is cut, so a cut cannot leave the start of a credential in the text.
+        return redact(text, auth.secrets_in_use())[:200]
 
     async def _count_response(self, response: httpx.Response) -> None:
         request = response.request
