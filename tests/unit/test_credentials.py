@@ -16,6 +16,7 @@ from autorollout.credentials import (
     normalize_registry_host,
     parse_dockerconfigjson,
 )
+from autorollout.kube.pull_secrets import credentials_from_secret
 
 pytestmark = pytest.mark.unit
 
@@ -389,3 +390,18 @@ def test_a_token_of_only_whitespace_is_no_token() -> None:
     config = config_of(("e.io", RegistrySecret(type="Opaque", name="s", key="BLANK")))
     with pytest.raises(CredentialsError, match="needs a non-empty token"):
         CredentialStore.from_config(config, environ={"BLANK": " \n"})
+
+
+def test_image_pull_secret_objects_are_normalised_and_named() -> None:
+    for key, document in (
+        (".dockerconfigjson", dockerconfig({"r.io": {"username": "u", "password": PASSWORD + "\n"}})),
+        (".dockercfg", json.dumps({"r.io": {"auth": b64(f"u:{PASSWORD}\n")}})),
+    ):
+        secret = {
+            "metadata": {"namespace": "team", "name": "regcred"},
+            "data": {key: b64(document)},
+        }
+        [(host, creds)] = credentials_from_secret(secret).items()
+        assert (host, creds) == ("r.io", RegistryCredentials("u", PASSWORD))
+        assert creds.source.startswith("imagePullSecret team/regcred ")
+        assert PASSWORD not in repr(creds)
