@@ -457,8 +457,8 @@ class RegistryClient:
             raise BadResponseError(f"too many redirects from {url}") from exc
         except httpx.HTTPError as exc:
             self._count(netloc, method, "error")
-            # Never str(exc): h11 quotes an illegal header value (an Authorization) in it.
-            raise BadResponseError(f"{method} {url} failed: {describe_transport_error(exc)}") from exc
+            # Neither its text nor its traceback: h11 quotes an illegal header value (an Authorization) there.
+            raise BadResponseError(f"{method} {url} failed: {describe_transport_error(exc)}") from None
         return response, auth
 
     def _connect_error(self, exc: httpx.ConnectError, request: httpx.Request) -> Exception:
