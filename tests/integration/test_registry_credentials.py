@@ -10,9 +10,12 @@ import asyncio
 import base64
 import json
 import secrets
+import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
+import orjson
 import pytest
 
 from autorollout.credentials import RegistryCredentials
@@ -20,11 +23,13 @@ from autorollout.references import parse_image_reference
 from autorollout.registry.authorization import REDACTED
 from autorollout.registry.client import RegistryClient
 from autorollout.registry.errors import InvalidCredentialsError, RegistryError
+from tests.e2e.webhook_process import start_webhook
 from tests.fixtures.registry import client_for, ref
 from tests.harness.echoregistry import EchoRegistry
 from tests.harness.registry import TEST_USER, LocalRegistry, Mode
 from tests.harness.tokenserver import SERVICE, TokenServer
 from tests.integration.test_cli_digest import run_many, write_config
+from tests.unit.webhook_samples import review, workload
 
 pytestmark = pytest.mark.integration
 
@@ -307,3 +312,45 @@ def test_echoed_credentials_never_reach_the_digest_command_output(
         assert result.stderr.startswith("kube-autorollout: ForbiddenError: ")
         assert REDACTED in result.stderr
         assert [name for name, value in _forbidden(creds, echo).items() if value in result.stderr] == []
+
+
+def test_webhook_warnings_and_log_carry_no_credential(
+    echo_registry: Callable[[int, str | None], EchoRegistry],
+    token_service: TokenServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    setups = [_echo_for(kind, 403, echo_registry, token_service) for kind in KINDS]
+    broken = echo_registry(403, None)
+    unsendable = f"t\u00f6ken-{secrets.token_hex(12)}"
+    registries = [entry for _, _, entry in setups] + [_opaque(broken.host, token=unsendable)]
+    secret_values = {
+        f"SECRET_{i}": (c.token or c.password or "") + "\n" for i, (_, c, _) in enumerate(setups)
+    }
+    for index, entry in enumerate(registries[:3]):
+        entry["secret"]["token"] = f"${{SECRET_{index}}}"  # type: ignore[index]
+    containers = [(f"c{i}", f"{echo.host}/team/app:v1") for i, (echo, _, _) in enumerate(setups)]
+    containers.append(("broken", f"{broken.host}/team/app:v1"))
+    for name, value in secret_values.items():
+        monkeypatch.setenv(name, value)  # the webhook process inherits them
+    hook = start_webhook(tmp_path / "webhook", None, budget=4.0, extra_config={"registries": registries})
+    try:
+        context = ssl.create_default_context(cafile=str(hook.ca_file))
+        with httpx.Client(verify=context, timeout=15, trust_env=False) as http:
+            answer = http.post(hook.url, content=orjson.dumps(review(workload(containers=containers))))
+    finally:
+        assert hook.stop() == 0
+    assert answer.status_code == 200
+    warnings = answer.json()["response"].get("warnings", [])
+    assert any("c0" in w and "access denied" in w for w in warnings), warnings
+    assert any("broken" in w and "credentials cannot be sent in an HTTP header" in w for w in warnings), (
+        warnings
+    )
+    assert broken.connections == 0
+    text = answer.text + hook.log_text()
+    forbidden = {"unsendable": unsendable}
+    for echo, creds, _ in setups:
+        assert echo.authorizations, "sent and echoed"
+        forbidden |= {f"{echo.host} {name}": value for name, value in _forbidden(creds, echo).items()}
+    assert [name for name, value in forbidden.items() if value in text] == []
+    print(f"searched {len(text)} characters of the answer and the webhook's log for {len(forbidden)} strings")
