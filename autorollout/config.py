@@ -1,28 +1,25 @@
 """The configuration file: upstream kube-autorollout's keys unchanged, plus our additions with safe
 defaults. Loaded once at start-up into typed, validated pydantic models.
 
-Loading (`load_config`): the YAML is parsed first, then `${VAR}` in any scalar value is replaced from
-the environment (so a token's characters can never change the YAML's structure, and `$${VAR}` stays
-a literal `${VAR}`); the result is validated. Every problem found is reported at once in
-`ConfigError.problems`, one "key.path: what is wrong (line N)" line each; values are never echoed
-there, so a token cannot leak through an error message.
+Loading (`read_config`, `load_config`): a regular file of at most 1 MiB (symlinks followed) is read;
+the YAML is parsed first, then `${VAR}` in any scalar value is replaced from the environment (so a
+token's characters can never change the YAML's structure, and `$${VAR}` stays a literal `${VAR}`);
+keys the models do not know are set aside as warnings (problems in strict mode); the rest is
+validated. Every problem found is reported at once in `ConfigError.problems`, one "key.path: what is
+wrong (line N)" line each. Problems never quote a value: only a file path written in the file itself
+is named (one that came from `${VAR}` is not), so a token cannot leak through an error message.
 """
 
 from __future__ import annotations
 
-import difflib
+import logging
 import os
 import re
-import types
-import typing
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from croniter import croniter
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -35,14 +32,23 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from autorollout.config_file import MAX_CONFIG_BYTES, ConfigError, read_config_file
+from autorollout.config_keys import split_unknown_keys, suggestion
+from autorollout.config_yaml import Loc, YamlDocument, format_path, scrub_values, with_line
+from autorollout.cron import CronSpec, parse_cron
+
 __all__ = [
     "CONFIG_FILE_ENV",
+    "MAX_CONFIG_BYTES",
+    "SECRET_KEYS",
+    "STRICT_CONFIG_ENV",
     "Config",
     "ConfigError",
     "CronSpec",
     "CustomCaCertificates",
     "FeatureFlags",
     "LeaderElectionConfig",
+    "LoadedConfig",
     "ReconcilerConfig",
     "RegistryConfig",
     "RegistrySecret",
@@ -53,6 +59,7 @@ __all__ = [
     "load_config",
     "load_config_text",
     "parse_cron",
+    "read_config",
 ]
 
 CONFIG_FILE_ENV = "CONFIG_FILE"
@@ -62,74 +69,8 @@ SecretType = Literal["ImagePullSecret", "Opaque", "None"]
 SECRET_TYPES: tuple[SecretType, ...] = ("ImagePullSecret", "Opaque", "None")
 ImagePullPolicyMode = Literal["mutate", "warn", "deny"]
 LogLevel = Literal["trace", "debug", "info", "warn", "error"]
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used; `problems` holds one "key.path: what is wrong" line each."""
-
-    def __init__(self, problems: Iterable[str]) -> None:
-        self.problems = list(problems)
-        super().__init__("invalid configuration: " + "; ".join(self.problems))
-
-
-# --- cron ---------------------------------------------------------------------------------------
-
-_CRON_CHECK_START = datetime(2024, 1, 1, tzinfo=UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class CronSpec:
-    """A validated cron schedule.
-
-    `expression` is as written; `croniter_expression` has croniter's field order (for 6 fields the
-    seconds move from first, upstream's order, to last, croniter's); `has_seconds` says whether the
-    schedule has second resolution.
-    """
-
-    expression: str
-    croniter_expression: str
-    has_seconds: bool
-
-    def next_after(self, moment: datetime) -> datetime:
-        """The first time strictly after `moment` the schedule fires (same tzinfo as `moment`)."""
-        result: datetime = croniter(self.croniter_expression, moment).get_next(datetime)
-        return result
-
-
-def parse_cron(expression: str) -> CronSpec:
-    """Validate a cron expression: 6 fields with seconds first (upstream), 5 fields, or an @macro.
-
-    Raises ValueError with a one-line reason.
-    """
-    if not isinstance(expression, str) or not expression.strip():
-        raise ValueError("cron expression is empty")
-    fields = expression.split()
-    if len(fields) == 6:
-        normalized, has_seconds = " ".join([*fields[1:], fields[0]]), True
-    elif len(fields) == 5 or (len(fields) == 1 and fields[0].startswith("@")):
-        normalized, has_seconds = " ".join(fields), False
-    else:
-        raise ValueError(
-            f"cron expression {expression!r} has {len(fields)} fields; expected 6 (second minute hour "
-            "day-of-month month day-of-week, as upstream) or 5 (minute hour day-of-month month day-of-week)"
-        )
-    try:
-        croniter(normalized, _CRON_CHECK_START).get_next(float)
-    except (ValueError, KeyError, IndexError, TypeError, OverflowError) as exc:
-        raise ValueError(f"invalid cron expression {expression!r}: {_croniter_reason(exc)}") from None
-    return CronSpec(expression=expression, croniter_expression=normalized, has_seconds=has_seconds)
-
-
-def _croniter_reason(exc: Exception) -> str:
-    text = str(exc)
-    if "failed to find next date" in text:
-        return "it never fires (no date matches)"
-    # croniter prefixes its messages with "[<expression>] is not acceptable"; keep only the reason,
-    # whose field numbers would refer to croniter's order rather than the user's.
-    text = re.sub(r"^\[.*?\]\s*", "", text)
-    text = re.sub(r"\bin field \d+\s*", "", text)
-    text = text.removeprefix("is not acceptable").strip(" ,")
-    return text or "not a valid schedule"
+# Keys of `registries[].secret` whose values are credentials: never shown, in errors or logs.
+SECRET_KEYS = frozenset({"token", "username"})
 
 
 # --- models -------------------------------------------------------------------------------------
@@ -153,7 +94,7 @@ def _not_blank(value: str) -> str:
 
 def _namespace_name(value: str) -> str:
     if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", value):
-        raise ValueError(f"{value!r} is not a namespace name (lowercase letters, digits and '-', at most 63)")
+        raise ValueError("not a namespace name (lowercase letters, digits and '-', at most 63)")
     return value
 
 
@@ -215,7 +156,7 @@ class RegistrySecret(_Section):
             for known in SECRET_TYPES:
                 if value.strip().lower() == known.lower():
                     return known
-            raise ValueError(f"unknown secret type {value!r}; expected ImagePullSecret, Opaque or None")
+            raise ValueError("unknown secret type; expected ImagePullSecret, Opaque or None")
         return value
 
 
@@ -331,6 +272,8 @@ class Config(_Section):
     reconciler: ReconcilerConfig = Field(default_factory=ReconcilerConfig)
     leader_election: LeaderElectionConfig = Field(default_factory=LeaderElectionConfig)
     digest_cache_ttl_seconds: float = Field(default=10.0, ge=0)
+    # Every registry lookup (token fetch and retries included) ends within it, however slow the peer.
+    lookup_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
 
     @field_validator("cron_schedule")
     @classmethod
@@ -354,46 +297,90 @@ class Config(_Section):
 
 # --- loading ------------------------------------------------------------------------------------
 
-_CONSTRUCTOR_FAILURES = (ValueError, TypeError, OverflowError, IndexError, KeyError, AttributeError)
-_VAR_RE = re.compile(r"\$(\$?)\{([^}]+)\}")
-Loc = tuple[str | int, ...]
+STRICT_CONFIG_ENV = "KUBE_AUTOROLLOUT_STRICT_CONFIG"
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
+log = logging.getLogger("kube_autorollout.config")
 
 
-def load_config(path: str | None = None, environ: Mapping[str, str] | None = None) -> Config:
+@dataclass(frozen=True, slots=True)
+class LoadedConfig:
+    """A validated configuration and what loading it found.
+
+    `warnings`: one "key.path: unknown key ... (line N)" line per key the models do not know (fatal
+    in strict mode instead). `from_environment`: key path -> the value as written (`${VAR}`), for
+    every value taken from the environment, which is never shown anywhere.
+    """
+
+    config: Config
+    source: str | None = None
+    warnings: tuple[str, ...] = ()
+    from_environment: Mapping[Loc, str] = field(default_factory=dict)
+    environment_values: tuple[str, ...] = ()
+
+
+def strict_from_environment(environ: Mapping[str, str]) -> bool:
+    """Whether $KUBE_AUTOROLLOUT_STRICT_CONFIG asks for strict mode; raises ConfigError if unreadable."""
+    value = environ.get(STRICT_CONFIG_ENV, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError([f"{STRICT_CONFIG_ENV}: expected true or false"])
+
+
+def load_config(
+    path: str | None = None, environ: Mapping[str, str] | None = None, *, strict: bool | None = None
+) -> Config:
     """Load and validate the config file at `path` (default: $CONFIG_FILE; neither: all defaults).
 
+    Unknown keys are logged as warnings (fatal with `strict`; None: $KUBE_AUTOROLLOUT_STRICT_CONFIG).
     Raises ConfigError listing every problem found.
     """
+    loaded = read_config(path, environ, strict=strict)
+    for warning in loaded.warnings:
+        log.warning(warning)
+    return loaded.config
+
+
+def read_config(
+    path: str | None = None, environ: Mapping[str, str] | None = None, *, strict: bool | None = None
+) -> LoadedConfig:
+    """Like `load_config`, but the warnings are returned rather than logged, with the source."""
     env = os.environ if environ is None else environ
+    if strict is None:
+        strict = strict_from_environment(env)
     if path is None:
         path = env.get(CONFIG_FILE_ENV) or None
     if path is None:
-        return Config()
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: config file not found"]) from None
-    except IsADirectoryError:
-        raise ConfigError([f"{path}: is a directory, not a config file"]) from None
-    except UnicodeDecodeError:
-        raise ConfigError([f"{path}: not a UTF-8 text file"]) from None
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read config file: {exc.strerror or exc}"]) from None
-    config = load_config_text(text, env)
+        return LoadedConfig(Config())
+    loaded = _load_text(read_config_file(path), env, strict=strict)
+    config = loaded.config
     missing = [
-        f"tls.caCertificatePaths[{i}]: file not found: {ca}"
+        f"tls.caCertificatePaths[{i}]: file not found"
+        + ("" if _from_environment(ca, loaded.environment_values) else f": {ca}")
         for i, ca in enumerate(config.tls.ca_certificate_paths)
-        if not Path(ca).is_file()
+        if not (Path(ca).is_file() or Path(ca).is_dir())  # a directory: every file in it, as mounted
     ]
     if missing:
         raise ConfigError(missing)
-    return config
+    return LoadedConfig(config, path, loaded.warnings, loaded.from_environment, loaded.environment_values)
 
 
-def load_config_text(text: str, environ: Mapping[str, str] | None = None) -> Config:
-    """Validate config file content (no file-system checks); raises ConfigError listing every problem."""
-    env = os.environ if environ is None else environ
-    document = _YamlDocument.parse(text, env)
+def _from_environment(text: str, environment_values: Iterable[str]) -> bool:
+    return any(value and value in text for value in environment_values)
+
+
+def load_config_text(text: str, environ: Mapping[str, str] | None = None, *, strict: bool = False) -> Config:
+    """Validate config file content (no file-system checks); raises ConfigError listing every problem.
+
+    Unknown keys are ignored here (logged as warnings by `load_config`), or problems with `strict`.
+    """
+    return _load_text(text, os.environ if environ is None else environ, strict=strict).config
+
+
+def _load_text(text: str, env: Mapping[str, str], *, strict: bool) -> LoadedConfig:
+    document = YamlDocument.parse(text, env)
     problems = list(document.problems)
     data = document.data
     if data is None:
@@ -402,19 +389,43 @@ def load_config_text(text: str, environ: Mapping[str, str] | None = None) -> Con
         problems.append(f"(top level): must be a mapping of keys to values, not {_kind(data)}")
         raise ConfigError(problems)
 
+    known, unknown = split_unknown_keys(data, Config)
+    unknown_lines = [
+        with_line(format_path(loc), "unknown key" + suggestion(Config, loc), document.line_of(loc))
+        for loc in unknown
+    ]
     config: Config | None = None
     try:
-        config = Config.model_validate(data, by_alias=True, by_name=False)
+        config = Config.model_validate(known, by_alias=True, by_name=False)
     except ValidationError as exc:
         problems.extend(_describe_errors(exc, document))
-    problems.extend(_cross_field_problems(data, document))
+    problems.extend(_cross_field_problems(known, document))
 
     # A missing variable already explains any complaint about the value it left empty.
     reported = set(document.missing_variable_paths)
     problems = [p for p in problems if p in document.problems or p.split(":", 1)[0] not in reported]
-    if problems or config is None:
-        raise ConfigError(_in_file_order(problems))
-    return config
+    secrets = [*document.environment_values, *_secret_values(known)]
+    problems = [scrub_values(p, secrets) for p in problems]
+    if problems or config is None or (strict and unknown_lines):
+        # Unknown keys are problems in strict mode, and listed with the others when the file stops
+        # the program anyway (a misspelt key is often the cause of a missing one).
+        raise ConfigError(_in_file_order([*problems, *unknown_lines]))
+    return LoadedConfig(
+        config,
+        warnings=tuple(unknown_lines),
+        from_environment=dict(document.from_environment),
+        environment_values=tuple(document.environment_values),
+    )
+
+
+def _secret_values(data: Mapping[str, Any]) -> list[str]:
+    registries = data.get("registries")
+    found: list[str] = []
+    for entry in registries if isinstance(registries, list) else []:
+        secret = entry.get("secret") if isinstance(entry, Mapping) else None
+        if isinstance(secret, Mapping):
+            found.extend(str(secret[k]) for k in SECRET_KEYS if secret.get(k) is not None)
+    return found
 
 
 def _in_file_order(problems: Iterable[str]) -> list[str]:
@@ -433,127 +444,9 @@ def _kind(value: object) -> str:
     return "a single value"
 
 
-def _format_path(loc: Loc) -> str:
-    """("registries", 1, "secret") -> "registries[1].secret"."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "(top level)"
-
-
-class _YamlDocument:
-    """Parsed YAML with `${VAR}` substituted in scalar values, and the line of every key path."""
-
-    def __init__(self) -> None:
-        self.data: Any = None
-        self.problems: list[str] = []
-        self.lines: dict[Loc, int] = {}
-        self.missing_variable_paths: list[str] = []
-
-    @classmethod
-    def parse(cls, text: str, environ: Mapping[str, str]) -> _YamlDocument:
-        doc = cls()
-        try:
-            loader = yaml.SafeLoader(text)
-        except yaml.reader.ReaderError as exc:
-            doc.problems.append(_reader_problem(exc))
-            return doc
-        try:
-            node = loader.get_single_node()
-            if node is not None:
-                doc._walk(loader, node, (), environ, set())
-                doc.data = loader.construct_document(node)
-        except yaml.MarkedYAMLError as exc:
-            doc.problems.append(_yaml_problem(exc))
-        except yaml.reader.ReaderError as exc:
-            doc.problems.append(_reader_problem(exc))
-        except yaml.YAMLError as exc:
-            doc.problems.append(f"(yaml): invalid YAML: {_scrub(str(exc))}")
-        except RecursionError:
-            doc.problems.append("(yaml): nested too deeply")
-        except _CONSTRUCTOR_FAILURES as exc:  # PyYAML's constructors on odd input, e.g. date 2024-13-01
-            doc.problems.append(f"(yaml): a value cannot be read: {_scrub(str(exc))}")
-        finally:
-            loader.dispose()
-        return doc
-
-    def line_of(self, loc: Loc) -> int | None:
-        """Line of the deepest written key on `loc` (a missing key points at its parent)."""
-        while loc:
-            if loc in self.lines:
-                return self.lines[loc]
-            loc = loc[:-1]
-        return None
-
-    def _walk(
-        self, loader: yaml.SafeLoader, node: yaml.Node, loc: Loc, environ: Mapping[str, str], seen: set[int]
-    ) -> None:
-        if id(node) in seen:  # anchors and aliases share nodes
-            return
-        seen.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            keys: set[str] = set()
-            for key_node, value_node in node.value:
-                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.tag)
-                child = (*loc, key)
-                line = key_node.start_mark.line + 1
-                if key in keys:
-                    self.problems.append(f"{_format_path(child)}: duplicate key (line {line})")
-                keys.add(key)
-                self.lines.setdefault(child, line)
-                self._walk(loader, value_node, child, environ, seen)
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                child = (*loc, index)
-                self.lines.setdefault(child, item.start_mark.line + 1)
-                self._walk(loader, item, child, environ, seen)
-        elif isinstance(node, yaml.ScalarNode) and "${" in node.value:
-            self._substitute(loader, node, loc, environ)
-
-    def _substitute(
-        self, loader: yaml.SafeLoader, node: yaml.ScalarNode, loc: Loc, environ: Mapping[str, str]
-    ) -> None:
-        line = node.start_mark.line + 1
-
-        def replace(match: re.Match[str]) -> str:
-            escaped, name = match.group(1), match.group(2)
-            if escaped:
-                return "${" + name + "}"
-            value = environ.get(name)
-            if value is None:
-                path = _format_path(loc)
-                self.problems.append(f"{path}: environment variable {name} is not set (line {line})")
-                self.missing_variable_paths.append(path)
-                return ""
-            return value
-
-        value = _VAR_RE.sub(replace, node.value)
-        if value != node.value:
-            node.value = value
-            if node.style is None:  # a plain scalar gets its type from its new text, as if written
-                node.tag = loader.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
-
-
-def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
-    mark = exc.problem_mark or exc.context_mark
-    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-    what = ": ".join(part for part in (exc.context, exc.problem) if part)
-    return f"(yaml): {where}invalid YAML: {_scrub(what) or 'syntax error'}"
-
-
-def _reader_problem(exc: yaml.reader.ReaderError) -> str:
-    return f"(yaml): character {exc.position + 1}: invalid YAML: unacceptable character #x{exc.character:04x}"
-
-
-def _scrub(message: str) -> str:
-    """Drop quoted fragments of the file's text (alias names, tags, values): they could be a token."""
-    return re.sub(r"'(?!<)[^']{4,}'", "'...'", message.splitlines()[0] if message else message)
-
-
-def _describe_errors(exc: ValidationError, document: _YamlDocument) -> list[str]:
+def _describe_errors(exc: ValidationError, document: YamlDocument) -> list[str]:
+    """One line per pydantic error, without the input (pydantic's own text names no input when
+    asked to leave it out; our validators never quote it)."""
     problems = []
     for error in exc.errors(include_url=False, include_input=False, include_context=False):
         loc: Loc = tuple(error["loc"])
@@ -562,65 +455,16 @@ def _describe_errors(exc: ValidationError, document: _YamlDocument) -> list[str]
         if kind == "missing":
             msg = "required key is missing"
         elif kind == "extra_forbidden":
-            msg = "unknown key" + _suggestion(loc)
+            msg = "unknown key" + suggestion(Config, loc)
         elif kind in {"value_error", "assertion_error"}:
             msg = msg.split(", ", 1)[1] if ", " in msg else msg
-        if loc and loc[-1] == "token":
+        if loc and loc[-1] in SECRET_KEYS:
             msg = "invalid value (expected a string)" if kind != "missing" else msg
-        problems.append(_with_line(_format_path(loc), msg, document.line_of(loc)))
+        problems.append(with_line(format_path(loc), msg, document.line_of(loc)))
     return problems
 
 
-def _with_line(path: str, message: str, line: int | None) -> str:
-    return f"{path}: {message}" + (f" (line {line})" if line is not None else "")
-
-
-def _suggestion(loc: Loc) -> str:
-    model = _model_at(loc[:-1])
-    if model is None or not isinstance(loc[-1], str):
-        return ""
-    known = {(field.alias or name): name for name, field in model.model_fields.items()}
-    typed = loc[-1]
-    by_snake = {name: alias for alias, name in known.items()}
-    if typed in by_snake:
-        return f"; did you mean {by_snake[typed]}?"
-    close = difflib.get_close_matches(typed, list(known), n=1, cutoff=0.6)
-    if close:
-        return f"; did you mean {close[0]}?"
-    return f"; expected one of: {', '.join(sorted(known))}"
-
-
-def _model_at(loc: Loc) -> type[BaseModel] | None:
-    current: Any = Config
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return None
-        field = next(
-            (f for name, f in current.model_fields.items() if part in (name, f.alias)),
-            None,
-        )
-        if field is None:
-            return None
-        current = _model_in(field.annotation)
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
-
-
-def _model_in(annotation: Any) -> Any:
-    """The pydantic model inside `X`, `list[X]` or `X | None`."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    origin = typing.get_origin(annotation)
-    if origin in (list, typing.Union, types.UnionType):
-        for arg in typing.get_args(annotation):
-            found = _model_in(arg)
-            if found is not None:
-                return found
-    return None
-
-
-def _cross_field_problems(data: Mapping[str, Any], document: _YamlDocument) -> list[str]:
+def _cross_field_problems(data: Mapping[str, Any], document: YamlDocument) -> list[str]:
     """Checks that involve several keys of the registries; run on the raw data so they are reported
     even when other parts of the file have type errors."""
     registries = data.get("registries")
@@ -635,7 +479,7 @@ def _cross_field_problems(data: Mapping[str, Any], document: _YamlDocument) -> l
         loc: Loc = ("registries", index, "secret")
 
         def problem(key: str, message: str, loc: Loc = loc) -> None:
-            problems.append(_with_line(_format_path((*loc, key)), message, document.line_of((*loc, key))))
+            problems.append(with_line(format_path((*loc, key)), message, document.line_of((*loc, key))))
 
         secret_type = _infer_secret_type(secret)
         if secret_type is None:

@@ -2,6 +2,9 @@
 
 Call sites log one line per decision and pass the facts as `extra={"fields": {...}}`; the
 formatters render them as JSON keys or as `key=value` pairs.
+
+The level is the config's `logLevel` when the file sets it, else the one `RUST_LOG` (what
+upstream's chart sets) gives our crate, else info.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
@@ -23,6 +28,72 @@ _LEVELS = {
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
+
+
+DEFAULT_LEVEL = "info"
+RUST_LOG_ENV = "RUST_LOG"
+# Upstream's crate: env_logger applies a directive to it when the directive's target is a prefix of
+# this name; the longest such target wins, a bare level is the default.
+_RUST_CRATE = "kube_autorollout"
+# env_logger's levels and ours; "off" has no equivalent here, errors are the least we log.
+_RUST_LEVELS = {
+    "error": "error",
+    "warn": "warn",
+    "info": "info",
+    "debug": "debug",
+    "trace": "trace",
+    "off": "error",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LogLevelChoice:
+    """The level to log at, where it came from (`logLevel`, `RUST_LOG` or `default`), and the
+    directives of RUST_LOG that were ignored because they could not be read."""
+
+    level: str
+    source: str
+    problems: tuple[str, ...] = ()
+
+
+def rust_log_level(value: str) -> tuple[str | None, list[str]]:
+    """The level an env_logger spec (`info`, `kube_autorollout=debug,warn`, `x=trace/regex`) gives
+    upstream's crate, or None when no directive applies; with one problem line per unreadable
+    directive (named by position: the value itself is not repeated)."""
+    spec = value.split("/", 1)[0]  # a trailing /regex filters messages; there is no equivalent here
+    directives = spec.split(",")
+    best: tuple[int, str] | None = None
+    problems: list[str] = []
+    for index, directive in enumerate(directives, 1):
+        text = directive.strip()
+        if not text:
+            continue
+        target, equals, level = (part.strip() for part in text.partition("="))
+        if not equals and target.lower() in _RUST_LEVELS:
+            target, level = "", target
+        level = level.lower() or "trace"  # a target without a level means every level
+        if level not in _RUST_LEVELS or "=" in level or (equals and not target):
+            problems.append(
+                f"{RUST_LOG_ENV}: directive {index} of {len(directives)} not understood, ignored "
+                "(expected LEVEL or TARGET=LEVEL, LEVEL one of error, warn, info, debug, trace, off)"
+            )
+            continue
+        if _RUST_CRATE.startswith(target.replace("-", "_")) and (best is None or len(target) >= best[0]):
+            best = (len(target), _RUST_LEVELS[level])
+    return (best[1] if best else None), problems
+
+
+def choose_level(config_level: str | None, environ: Mapping[str, str]) -> LogLevelChoice:
+    """config `logLevel` (when the file sets it) > RUST_LOG > info."""
+    if config_level is not None:
+        return LogLevelChoice(config_level, "logLevel")
+    rust_log = environ.get(RUST_LOG_ENV)
+    if rust_log:
+        level, problems = rust_log_level(rust_log)
+        if level is not None:
+            return LogLevelChoice(level, RUST_LOG_ENV, tuple(problems))
+        return LogLevelChoice(DEFAULT_LEVEL, "default", tuple(problems))
+    return LogLevelChoice(DEFAULT_LEVEL, "default")
 
 
 def fields_of(record: logging.LogRecord) -> dict[str, Any]:

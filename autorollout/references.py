@@ -27,6 +27,7 @@ __all__ = [
     "DOCKER_HUB_HOSTS",
     "ImageReference",
     "InvalidReferenceError",
+    "is_valid_digest",
     "parse_image_reference",
 ]
 
@@ -47,9 +48,11 @@ _PATH_COMPONENT_RE = re.compile(r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*", re.A
 _TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", re.ASCII)
 _DIGEST_RE = re.compile(r"([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*):([0-9a-fA-F]{32,})", re.ASCII)
 _HEX_ID_RE = re.compile(r"[a-f0-9]{64}", re.ASCII)
+_LOWER_HEX_RE = re.compile(r"[0-9a-f]+", re.ASCII)
 # Algorithms the container runtimes verify, with the hex length each one produces.
 _DIGEST_HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
 _QUOTE_MAX = 200
+_PORT_MAX = 65535
 
 
 class InvalidReferenceError(ValueError):
@@ -148,6 +151,7 @@ def parse_image_reference(text: str) -> ImageReference:
     registry, repository = _split_registry(name)
     if not _DOMAIN_RE.fullmatch(registry):
         raise InvalidReferenceError(text, f"invalid registry host {registry!r}")
+    _check_port(text, registry)
     if _is_host_by_shape(registry.lower()):
         # Otherwise its uppercase is what marks it as a host: kept, so the canonical form reparses.
         registry = registry.lower()
@@ -177,6 +181,15 @@ def _is_host_by_shape(component: str) -> bool:
     return "." in component or ":" in component or component == "localhost"
 
 
+def _check_port(text: str, registry: str) -> None:
+    # The grammar takes any run of digits; a socket takes 1-65535 (0 means "any port").
+    host_end = registry.rfind("]")
+    _, colon, port = registry[host_end + 1 :].rpartition(":")
+    if colon and (len(port) > len(str(_PORT_MAX)) or not 1 <= int(port) <= _PORT_MAX):
+        shown = port if len(port) <= 10 else port[:10] + "..."
+        raise InvalidReferenceError(text, f"registry port {shown} is not in 1-{_PORT_MAX}")
+
+
 def _check_repository(text: str, repository: str) -> None:
     if repository.lower() != repository:
         raise InvalidReferenceError(text, "repository name must be lowercase")
@@ -189,6 +202,17 @@ def _check_repository(text: str, repository: str) -> None:
                 f"invalid repository path component {component!r}: lowercase letters and digits, "
                 "separated by '.', '_', '__' or dashes",
             )
+
+
+def is_valid_digest(text: str) -> bool:
+    """True for a digest the container runtimes verify: sha256/sha384/sha512, lowercase hex of the
+    algorithm's length (the only form a digest from a registry is accepted in)."""
+    algorithm, colon, hex_part = text.partition(":")
+    return (
+        bool(colon)
+        and len(hex_part) == _DIGEST_HEX_LENGTHS.get(algorithm, -1)
+        and _LOWER_HEX_RE.fullmatch(hex_part) is not None
+    )
 
 
 def _parse_digest(text: str, digest: str) -> str:

@@ -1,10 +1,18 @@
-"""Mint a private CA and a serving certificate for the webhook's TLS (ECDSA P-256)."""
+"""Mint a private CA and a serving certificate for the webhook's TLS (ECDSA P-256), and write them.
+
+Files are never written through an existing path: each is created exclusively under a fresh name in
+the same directory (O_CREAT|O_EXCL|O_NOFOLLOW, its final mode from the start: 0600 for keys) and then
+renamed over the name it is meant for. A file already there is replaced; a symlink planted there is
+replaced by the file, and whatever it pointed to is left untouched.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import os
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +22,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from certs.names import InvalidDnsName, dns_name
+
 VALID_DAYS = 365
+# X.520 upper bound for a commonName; longer names go in the subjectAltName only.
+_MAX_COMMON_NAME = 64
 # Certificates start a few minutes in the past so a peer whose clock lags slightly accepts them.
 _BACKDATE = datetime.timedelta(minutes=5)
 
@@ -91,8 +103,16 @@ def _load_ca_key(ca_key_pem: bytes) -> ec.EllipticCurvePrivateKey:
     return key
 
 
+def encoded_dns_names(dns_names: Sequence[str]) -> list[str]:
+    """The names as they go into the certificate; raises CertificateError naming the first bad one."""
+    try:
+        return [dns_name(name) for name in dns_names]
+    except InvalidDnsName as exc:
+        raise CertificateError(str(exc)) from None
+
+
 def _alt_names(dns_names: Sequence[str], ip_addresses: Sequence[str]) -> list[x509.GeneralName]:
-    names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
+    names: list[x509.GeneralName] = [x509.DNSName(n) for n in encoded_dns_names(dns_names)]
     for text in ip_addresses:
         try:
             names.append(x509.IPAddress(ipaddress.ip_address(text)))
@@ -117,7 +137,10 @@ def mint_serving_cert(
     ca_key = _load_ca_key(ca_key_pem)
     key = _new_key()
     public = key.public_key()
-    common_name = dns_names[0] if dns_names else ip_addresses[0]
+    first = alt_names[0]
+    common_name = str(first.value)
+    if len(common_name) > _MAX_COMMON_NAME:
+        common_name = "kube-autorollout webhook"
     not_before, not_after = _validity(valid_days)
     cert = (
         x509.CertificateBuilder()
@@ -154,13 +177,29 @@ def mint_serving_cert(
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Write `data` to `path` readable by the owner only (0600), also when the file existed."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """Write `data` to `path` readable by the owner only (0600 from the start), never through a link."""
+    write_file(path, data, mode=0o600)
+
+
+def write_file(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Replace `path` with a new file holding `data`, created exclusively (mode `mode` from the start)
+    in the same directory and renamed over `path`: a symlink at `path` is replaced, not followed."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, data)
-    finally:
-        os.close(fd)
+        try:
+            os.fchmod(fd, mode)  # the umask may have taken bits away; never adds any beyond `mode`
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def write_bundle(
@@ -168,11 +207,11 @@ def write_bundle(
 ) -> BundlePaths:
     """Mint a CA and a serving certificate into `out_dir` as ca.crt, tls.crt and tls.key (0600)."""
     directory = Path(out_dir)
-    directory.mkdir(parents=True, exist_ok=True)
     ca_cert, ca_key = mint_ca(ca_name or "kube-autorollout CA")
     cert, key = mint_serving_cert(ca_cert, ca_key, dns_names, ips)
+    directory.mkdir(parents=True, exist_ok=True)
     paths = BundlePaths(directory / "ca.crt", directory / "tls.crt", directory / "tls.key")
-    paths.ca_cert.write_bytes(ca_cert)
-    paths.tls_cert.write_bytes(cert)
     write_private(paths.tls_key, key)
+    write_file(paths.tls_cert, cert)
+    write_file(paths.ca_cert, ca_cert)
     return paths

@@ -24,6 +24,10 @@ class ClusterWriteError(Exception):
     """Writing to the cluster failed; reported with exit code 1."""
 
 
+class FileWriteError(Exception):
+    """Writing the files failed; reported with exit code 1."""
+
+
 def _split_pair(text: str, what: str) -> tuple[str, str]:
     namespace, slash, name = text.partition("/")
     if not slash or not namespace or not name or "/" in name:
@@ -69,7 +73,10 @@ def _generate(args: argparse.Namespace) -> int:
     if not args.dns and not args.ip:
         raise UsageError("give at least one --dns NAME or --ip ADDRESS for the serving certificate")
     target = _split_pair(args.secret, "--secret") if args.secret else None
-    paths = write_bundle(args.out, args.dns, args.ip)
+    try:
+        paths = write_bundle(args.out, args.dns, args.ip)
+    except OSError as exc:
+        raise FileWriteError(f"cannot write certificates into {args.out}: {exc.strerror or exc}") from None
     print(f"wrote {paths.ca_cert}, {paths.tls_cert}, {paths.tls_key}")
     if target is not None:
         secret = tls_secret(
@@ -142,6 +149,6 @@ def command(args: argparse.Namespace) -> int:
     except (UsageError, CertificateError, WebhookConfigError) as exc:
         print(f"kube-autorollout certs: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (ClusterWriteError, KubeError, OSError) as exc:
+    except (ClusterWriteError, FileWriteError, KubeError, OSError) as exc:
         print(f"kube-autorollout certs: {exc}", file=sys.stderr)
         return EXIT_FAILURE

@@ -1,5 +1,8 @@
 """`kube-autorollout digest IMAGE [--platforms]`: resolve one image reference at its registry with the
-configured credentials and CA files, and print the digest (the one the kubelet records for a pull)."""
+configured credentials and CA files, and print the digest (the one the kubelet records for a pull).
+
+Whatever it prints may come from the registry, so every line goes through `terminal_safe`; the lookup
+ends within `lookupTimeoutSeconds` whatever the registry does."""
 
 from __future__ import annotations
 
@@ -14,15 +17,25 @@ from autorollout.credentials import CredentialStore, RegistryCredentials
 from autorollout.references import ImageReference, InvalidReferenceError, parse_image_reference
 from autorollout.registry.client import ManifestDigest, RegistryClient
 from autorollout.registry.errors import RegistryConfigError, RegistryError
+from autorollout.terminal import terminal_safe
 
 _PROG = "kube-autorollout"
+# A platform is "os/architecture/variant"; more than this is not one, and is cut.
+_PLATFORM_WIDTH = 100
+
+
+def _error(message: str) -> None:
+    print(f"{_PROG}: {terminal_safe(message)}", file=sys.stderr)
 
 
 def format_result(result: ManifestDigest, *, platforms: bool) -> str:
     """The digest; with `platforms`, then one "digest  os/arch[/variant]" line per index entry."""
-    lines = [result.digest]
+    lines = [terminal_safe(result.digest)]
     if platforms:
-        lines += [f"{entry.digest}  {entry.platform}" for entry in result.platforms]
+        lines += [
+            f"{terminal_safe(entry.digest)}  {terminal_safe(entry.platform, _PLATFORM_WIDTH)}"
+            for entry in result.platforms
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -38,14 +51,14 @@ async def _resolve(
 def command(args: argparse.Namespace) -> int:
     """Print the digest `args.image` points to; 1 on a registry failure, 2 on bad input or config."""
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, strict=args.strict_config or None)
         ref = parse_image_reference(args.image)
     except ConfigError as exc:
         for problem in exc.problems:
-            print(f"{_PROG}: {problem}", file=sys.stderr)
+            _error(problem)
         return EXIT_USAGE
     except InvalidReferenceError as exc:
-        print(f"{_PROG}: {exc}", file=sys.stderr)
+        _error(str(exc))
         return EXIT_USAGE
 
     store = CredentialStore.from_config(config, strict=False)
@@ -53,20 +66,20 @@ def command(args: argparse.Namespace) -> int:
     if credentials is None:
         # Only worth mentioning when it may be why this lookup goes out anonymously.
         for problem in store.problems:
-            print(f"{_PROG}: warning: {problem}", file=sys.stderr)
+            _error(f"warning: {problem}")
     try:
         client = registry_client(config)
     except RegistryConfigError as exc:
-        print(f"{_PROG}: {exc}", file=sys.stderr)
+        _error(str(exc))
         return EXIT_USAGE
 
     platforms = bool(getattr(args, "platforms", False))
     try:
         result = asyncio.run(_resolve(client, ref, credentials, platforms))
     except RegistryError as exc:
-        print(f"{_PROG}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        _error(f"{type(exc).__name__}: {exc}")
         return EXIT_FAILURE
     sys.stdout.write(format_result(result, platforms=platforms))
     if platforms and not result.is_index:
-        print(f"{_PROG}: {ref} is a single-platform manifest ({result.media_type})", file=sys.stderr)
+        _error(f"{ref} is a single-platform manifest ({result.media_type})")
     return EXIT_OK

@@ -54,6 +54,11 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="kubeconfig (default: in-cluster, else $KUBECONFIG or ~/.kube/config)",
     )
+    parser.add_argument(
+        "--strict-config",
+        action="store_true",
+        help="unknown keys in the config file are errors, not warnings ($KUBE_AUTOROLLOUT_STRICT_CONFIG)",
+    )
 
 
 def _add_webhook_flags(parser: argparse.ArgumentParser) -> None:

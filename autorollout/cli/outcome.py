@@ -8,6 +8,7 @@ from collections.abc import Callable
 from autorollout.config import ConfigError
 from autorollout.kube import KubeError
 from autorollout.registry.errors import RegistryConfigError, RegistryError
+from autorollout.terminal import terminal_safe
 from reconciler.schedule import ScheduleError
 from webhook.server import WebhookServerError
 
@@ -22,7 +23,8 @@ class UsageError(Exception):
 
 
 def _print(message: str) -> None:
-    print(f"{PROG}: {message}", file=sys.stderr)
+    # Error texts may quote a registry's or an API server's answer.
+    print(f"{PROG}: {terminal_safe(message)}", file=sys.stderr)
 
 
 def report(exc: Exception, *, failing: str = "") -> int | None:

@@ -17,14 +17,15 @@ import socket
 from collections.abc import AsyncIterator
 
 from autorollout.cli.outcome import EXIT_FAILURE, EXIT_OK, UsageError, run_reported
+from autorollout.cli.startup import announce, announce_api_server, start_logging
 from autorollout.cli.wiring import credential_store, open_resolver
-from autorollout.config import Config, load_config
+from autorollout.config import Config
 from autorollout.credentials import CredentialStore
 from autorollout.kube import KubeClient
 from autorollout.kube.pull_secrets import PullSecretReader
-from autorollout.logs import configure_logging
 from autorollout.probes import ProbeServer, Readiness
 from autorollout.registry.resolver import DigestResolver
+from autorollout.terminal import terminal_safe
 from reconciler.loop import Reconciler
 from reconciler.status import describe_cycle
 
@@ -67,10 +68,11 @@ async def open_reconciler(
 
 async def _once(config: Config, args: argparse.Namespace) -> int:
     async with open_reconciler(config, args.kubeconfig) as reconciler:
+        await announce_api_server(reconciler.kube)
         await reconciler.start(watch=False)
         report = await reconciler.run_cycle(dry_run=args.dry_run)
     for line in describe_cycle(report):
-        print(line)
+        print(terminal_safe(line))  # lines quote registry and API errors
     return EXIT_FAILURE if report.failed else EXIT_OK
 
 
@@ -87,6 +89,7 @@ async def _forever(config: Config, args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, shutdown)
     async with open_reconciler(config, args.kubeconfig) as reconciler:
+        await announce_api_server(reconciler.kube)
         readiness.add("reconciler", reconciler.readiness)
         serving = asyncio.create_task(probes.serve(), name="probes")
         try:
@@ -104,8 +107,9 @@ def command(args: argparse.Namespace) -> int:
     def body() -> int:
         if args.dry_run and not args.once:
             raise UsageError("--dry-run needs --once")
-        config = load_config(args.config)
-        configure_logging(config.log_level)
+        startup = start_logging(args)
+        announce("reconcile", startup)
+        config = startup.config
         return asyncio.run(_once(config, args) if args.once else _forever(config, args))
 
     return run_reported(body, failing="reconcile failed: ")

@@ -14,15 +14,15 @@ import signal
 
 from autorollout.cli.outcome import EXIT_OK, run_reported
 from autorollout.cli.reconcile import open_reconciler
+from autorollout.cli.startup import announce, announce_api_server, start_logging
 from autorollout.cli.webhook import (
     open_webhook,
     run_event_loop,
     webhook_settings,
 )
 from autorollout.cli.wiring import credential_store, open_resolver
-from autorollout.config import Config, WebhookConfig, load_config
+from autorollout.config import Config, WebhookConfig
 from autorollout.kube import KubeClient
-from autorollout.logs import configure_logging
 from autorollout.probes import ApiHealth, ProbeServer, Readiness
 
 log = logging.getLogger("kube_autorollout.run")
@@ -37,6 +37,7 @@ async def _run(config: Config, settings: WebhookConfig, kubeconfig: str | None) 
     readiness.add("kubernetes", api_health.problem)
     probes = ProbeServer(readiness, port=config.webserver.port)
     try:
+        await announce_api_server(kube)
         async with (
             open_resolver(config) as resolver,
             open_webhook(settings, kube=kube, resolver=resolver, credentials=credentials) as webhook,
@@ -78,9 +79,9 @@ def command(args: argparse.Namespace) -> int:
     """Serve the webhook and run the reconciler until SIGTERM/SIGINT."""
 
     def body() -> int:
-        config = load_config(args.config)
-        settings = webhook_settings(config, args)
-        configure_logging(config.log_level)
-        return run_event_loop(_run(config, settings, args.kubeconfig))
+        startup = start_logging(args)
+        settings = webhook_settings(startup.config, args)
+        announce("run", startup, webhook=settings)
+        return run_event_loop(_run(startup.config, settings, args.kubeconfig))
 
     return run_reported(body)

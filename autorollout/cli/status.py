@@ -12,6 +12,7 @@ from autorollout.cli.outcome import EXIT_OK, run_reported
 from autorollout.cli.reconcile import open_reconciler
 from autorollout.config import Config, load_config
 from autorollout.logs import configure_logging
+from autorollout.terminal import terminal_safe_lines
 from reconciler.status import format_table, status_rows
 
 
@@ -29,10 +30,11 @@ def command(args: argparse.Namespace) -> int:
     """Print the status table; exit 1 when the cluster cannot be read."""
 
     def body() -> int:
-        config = load_config(args.config)
+        config = load_config(args.config, strict=args.strict_config or None)
         # Decisions are the table here; only problems go to stderr.
         configure_logging("warn" if config.log_level in ("info", "debug", "trace") else config.log_level)
-        sys.stdout.write(asyncio.run(_status(config, args)))
+        # Registry error texts appear in the table.
+        sys.stdout.write(terminal_safe_lines(asyncio.run(_status(config, args))))
         return EXIT_OK
 
     return run_reported(body, failing="status failed: ")

@@ -16,12 +16,12 @@ from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 from autorollout.cli.outcome import EXIT_OK, UsageError, run_reported
+from autorollout.cli.startup import announce, announce_api_server, start_logging
 from autorollout.cli.wiring import credential_store, open_resolver
-from autorollout.config import Config, WebhookConfig, load_config
+from autorollout.config import Config, WebhookConfig
 from autorollout.credentials import CredentialStore
 from autorollout.kube import KubeClient, KubeConfigError
 from autorollout.kube.pull_secrets import PullSecretReader
-from autorollout.logs import configure_logging
 from autorollout.probes import ProbeServer, Readiness
 from autorollout.registry.resolver import DigestResolver
 from webhook.admission import AdmissionReviewer
@@ -116,6 +116,8 @@ async def _serve(config: Config, settings: WebhookConfig, kubeconfig: str | None
     credentials = credential_store(config)
     kube = connect_kube(kubeconfig)
     try:
+        if kube is not None:
+            await announce_api_server(kube)
         async with (
             open_resolver(config) as resolver,
             open_webhook(settings, kube=kube, resolver=resolver, credentials=credentials) as server,
@@ -161,9 +163,9 @@ def command(args: argparse.Namespace) -> int:
     """Serve `POST /mutate` over TLS until SIGTERM/SIGINT."""
 
     def body() -> int:
-        config = load_config(args.config)
-        settings = webhook_settings(config, args)
-        configure_logging(config.log_level)
-        return run_event_loop(_serve(config, settings, args.kubeconfig))
+        startup = start_logging(args)
+        settings = webhook_settings(startup.config, args)
+        announce("webhook", startup, webhook=settings)
+        return run_event_loop(_serve(startup.config, settings, args.kubeconfig))
 
     return run_reported(body)

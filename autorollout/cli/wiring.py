@@ -21,6 +21,7 @@ def registry_client(config: Config) -> RegistryClient:
         ca_paths=config.tls.ca_certificate_paths,
         artifactory_fallback=config.feature_flags.enable_jfrog_artifactory_fallback,
         on_request=metrics.observe_registry_request,
+        deadline=config.lookup_timeout_seconds,
     )
 
 

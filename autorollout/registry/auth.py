@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import math
 import re
 import ssl
 import time
@@ -31,7 +32,6 @@ from autorollout.credentials import normalize_secret
 from autorollout.registry.authorization import (
     basic_authorization,
     bearer_authorization,
-    describe_transport_error,
     secret_forms,
     source_of,
 )
@@ -43,8 +43,8 @@ from autorollout.registry.errors import (
     RegistryTlsError,
     ServerError,
     UnauthorizedError,
-    UnreachableError,
 )
+from autorollout.registry.wire import read_capped, transport_error, url_problem
 
 if TYPE_CHECKING:
     from autorollout.credentials import RegistryCredentials
@@ -53,6 +53,8 @@ Clock = Callable[[], float]
 
 ANONYMOUS = "anonymous"
 DEFAULT_TOKEN_LIFETIME = 60.0
+# A token is re-fetched at least this often, whatever lifetime its service claims (1e400, 10**400).
+MAX_TOKEN_LIFETIME = 3600.0
 # Renew a token a little before the registry would reject it (clock skew, request time).
 TOKEN_MARGIN = 5.0
 LOCKOUT_INITIAL = 300.0
@@ -444,15 +446,17 @@ class RegistryAuth(httpx.Auth):
     async def _fetch_token(self, challenge: Challenge, scope: str) -> tuple[str, float]:
         request = self._token_request(challenge, scope)
         realm = str(request.url.copy_with(query=None))
+        problem = url_problem(request.url)
+        if problem is not None:
+            raise BadResponseError(f"token realm {realm} is not usable: {problem}", registry=self._registry)
         try:
             response = await self._client.send(request, stream=True)
-        except httpx.TimeoutException as exc:
-            message = f"token service {realm} did not answer in time"
-            raise UnreachableError(message, registry=self._registry) from exc
-        except httpx.TransportError as exc:
-            error_type = RegistryTlsError if ssl_cause(exc) is not None else UnreachableError
-            message = f"token service {realm}: {describe_transport_error(exc)}"
-            raise error_type(message, registry=self._registry) from exc
+        except httpx.HTTPError as exc:
+            if isinstance(exc, httpx.ConnectError) and ssl_cause(exc) is not None:
+                message = f"TLS handshake with token service {realm} failed: {ssl_cause(exc)}"
+                raise RegistryTlsError(message, registry=self._registry) from exc
+            peer = f"token service {realm}"
+            raise transport_error(exc, peer, "the token request", registry=self._registry) from exc
         try:
             status = response.status_code
             if status in (401, 403):
@@ -503,25 +507,19 @@ def parse_token_response(body: bytes, *, realm: str = "", registry: str = "") ->
     token = data.get("token") or data.get("access_token")
     if not isinstance(token, str) or not token:
         raise BadResponseError(f"token response from {realm} has no token", registry=registry)
-    expires_in = data.get("expires_in")
-    if not isinstance(expires_in, int | float) or isinstance(expires_in, bool) or expires_in <= 0:
-        expires_in = DEFAULT_TOKEN_LIFETIME
-    return token, float(expires_in)
+    return token, token_lifetime(data.get("expires_in"))
 
 
-async def read_capped(response: httpx.Response, limit: int, *, what: str) -> bytes:
-    """Read a streamed body, refusing more than `limit` bytes (a registry is not trusted to be small)."""
-    declared = response.headers.get("Content-Length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BadResponseError(f"{what} is {declared} bytes, more than the {limit} accepted")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise BadResponseError(f"{what} is larger than the {limit} bytes accepted")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def token_lifetime(expires_in: object) -> float:
+    """Seconds a token may be cached for its `expires_in`: absent, not a number, zero, negative or
+    NaN mean the spec's default of 60; more than MAX_TOKEN_LIFETIME (also an integer too large
+    for a float) is clamped to it."""
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float):
+        return DEFAULT_TOKEN_LIFETIME
+    if (isinstance(expires_in, float) and math.isnan(expires_in)) or expires_in <= 0:
+        return DEFAULT_TOKEN_LIFETIME
+    # int vs float comparison is exact in Python, so 10**400 is compared, never converted.
+    return MAX_TOKEN_LIFETIME if expires_in >= MAX_TOKEN_LIFETIME else float(expires_in)
 
 
 __all__ = [
@@ -537,4 +535,5 @@ __all__ = [
     "pick_challenge",
     "repository_scope",
     "ssl_cause",
+    "token_lifetime",
 ]

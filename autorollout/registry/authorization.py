@@ -3,16 +3,13 @@
 httpx and h11 refuse an illegal header value with an error that quotes the whole value (the newline
 at the end of a mounted secret is enough), and a non-ASCII one with a bare UnicodeEncodeError. So each
 value is checked here before it is set, and the error names where the credential came from, never
-what it is. Text from elsewhere goes through `redact` (what a registry sends back) or
-`describe_transport_error` (what the HTTP stack raises), so neither can carry a credential in use.
+what it is. What a registry sends back is quoted only through `redact`, so it cannot carry a
+credential in use (transport failures are worded without their text by `wire.transport_error`).
 """
 
 from __future__ import annotations
 
 import base64
-import os
-import socket
-import ssl
 import unicodedata
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -118,37 +115,11 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return ""
 
 
-def describe_transport_error(exc: BaseException) -> str:
-    """An exception from the HTTP stack in words that cannot quote a header value: its type and, when
-    an operating-system or TLS error is behind it, that error's reason ("Connection refused")."""
-    name = type(exc).__name__
-    reason = _os_reason(exc)
-    return f"{name}: {reason}" if reason else name
-
-
-def _os_reason(exc: BaseException) -> str | None:
-    seen: BaseException | None = exc
-    for _ in range(16):  # a cause chain is short; a cycle must not hang an error path
-        if seen is None:
-            return None
-        if isinstance(seen, ssl.SSLCertVerificationError):
-            return seen.verify_message or "certificate verify failed"
-        if isinstance(seen, ssl.SSLError):
-            return getattr(seen, "reason", None) or type(seen).__name__
-        if isinstance(seen, socket.gaierror) and seen.strerror:
-            return seen.strerror
-        if isinstance(seen, OSError) and isinstance(seen.errno, int) and seen.errno > 0:
-            return os.strerror(seen.errno)
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
 __all__ = [
     "REDACTED",
     "basic_authorization",
     "bearer_authorization",
     "credential_problem",
-    "describe_transport_error",
     "redact",
     "secret_forms",
     "source_of",

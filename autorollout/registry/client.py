@@ -8,7 +8,13 @@ the body is verified against the digest.
 Plain HTTP: registries are spoken to over HTTPS. For loopback hosts only (localhost, 127.0.0.0/8,
 ::1) a TLS *protocol* failure (the port speaks plain HTTP) falls back to HTTP, as Docker does for
 localhost; the choice is remembered per host for the client's lifetime. A certificate that does not
-verify is never a reason to fall back: it is a RegistryTlsError.
+verify is never a reason to fall back: it is a RegistryTlsError. A redirect from HTTPS to plain
+HTTP is only followed to a loopback host.
+
+Deadline: every lookup (connect, TLS, token fetch, status line, headers, body, retries and their
+backoff) ends within the client's `deadline` (`lookupTimeoutSeconds`) with a LookupTimeoutError,
+however slowly the peer trickles its answer: httpx's timeouts are per read, not per exchange. A
+retry whose backoff would outlast the deadline is not made; the last error is reported instead.
 """
 
 from __future__ import annotations
@@ -20,7 +26,6 @@ import hashlib
 import json
 import os
 import random
-import re
 import ssl
 import time
 from collections import Counter
@@ -31,20 +36,21 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from autorollout import __version__
+from autorollout.references import is_valid_digest
 from autorollout.registry.auth import (
     AuthState,
     Clock,
     RegistryAuth,
     Sent,
     is_loopback_host,
-    read_capped,
     repository_scope,
     ssl_cause,
 )
-from autorollout.registry.authorization import describe_transport_error, redact, secret_forms
+from autorollout.registry.authorization import redact, secret_forms
 from autorollout.registry.errors import (
     BadResponseError,
     ForbiddenError,
+    LookupTimeoutError,
     NotFoundError,
     RateLimitedError,
     RegistryConfigError,
@@ -54,6 +60,7 @@ from autorollout.registry.errors import (
     UnauthorizedError,
     UnreachableError,
 )
+from autorollout.registry.wire import read_capped, redirect_target, transport_error
 
 if TYPE_CHECKING:
     from autorollout.credentials import RegistryCredentials
@@ -69,8 +76,7 @@ INDEX_MEDIA_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 ARTIFACTORY_HEADERS = ("x-artifactory-id", "x-jfrog-version", "x-artifactory-node-id")
 DEFAULT_TIMEOUT = httpx.Timeout(connect=3.0, read=10.0, write=10.0, pool=10.0)
-_DIGEST_RE = re.compile(r"(sha256|sha384|sha512):([0-9a-f]+)")
-_DIGEST_HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
+DEFAULT_DEADLINE = 30.0
 _ERROR_DETAIL_BYTES = 16 * 1024
 
 RequestObserver = Callable[[str, str, str], None]
@@ -169,6 +175,9 @@ def parse_index(body: bytes) -> tuple[PlatformManifest, ...]:
     for entry in entries:
         if not isinstance(entry, dict) or not isinstance(entry.get("digest"), str):
             raise BadResponseError("index entry without a digest")
+        if not is_valid_digest(entry["digest"]):
+            # Shown by `digest --platforms` and used as a manifest reference: never taken as written.
+            raise BadResponseError("index entry with an invalid digest (expected sha256:<64 hex digits>)")
         raw_platform = entry.get("platform")
         platform: dict[str, Any] = raw_platform if isinstance(raw_platform, dict) else {}
         variant = platform.get("variant")
@@ -249,10 +258,8 @@ def _media_type(response: httpx.Response) -> str:
 def _valid_digest(text: str | None) -> str | None:
     if text is None:
         return None
-    match = _DIGEST_RE.fullmatch(text.strip())
-    if match is None or len(match.group(2)) != _DIGEST_HEX_LENGTHS[match.group(1)]:
-        return None
-    return match.group(0)
+    digest = text.strip()
+    return digest if is_valid_digest(digest) else None
 
 
 class _PlainHttpPort(Exception):
@@ -274,10 +281,12 @@ class RegistryClient:
         clock: Clock = time.monotonic,
         on_request: RequestObserver | None = None,
         max_manifest_bytes: int = MAX_MANIFEST_BYTES,
+        deadline: float = DEFAULT_DEADLINE,
     ) -> None:
         self._artifactory_fallback = artifactory_fallback
         self._retry = retry or RetryPolicy()
         self._max_manifest_bytes = max_manifest_bytes
+        self._deadline = deadline
         self._on_request = on_request
         self.auth_state = AuthState(clock, lockout_initial, lockout_max)
         #: HTTP requests sent, by (registry host, method, outcome: status code or "error").
@@ -291,7 +300,7 @@ class RegistryClient:
             follow_redirects=True,
             max_redirects=5,
             headers={"User-Agent": f"kube-autorollout/{__version__}"},
-            event_hooks={"response": [self._count_response]},
+            event_hooks={"response": [self._count_response, self._check_redirect]},
         )
 
     async def __aenter__(self) -> RegistryClient:
@@ -307,9 +316,30 @@ class RegistryClient:
         self, ref: ImageReference, credentials: RegistryCredentials | None, *, platforms: bool = False
     ) -> ManifestDigest:
         """The digest `ref`'s tag points to now (a pinned reference is answered without a request,
-        unless `platforms` asks for its index entries)."""
+        unless `platforms` asks for its index entries); LookupTimeoutError past the deadline."""
         if ref.digest is not None and not platforms:
             return ManifestDigest(digest=ref.digest, media_type="")
+        deadline = asyncio.timeout(self._deadline)
+        try:
+            async with deadline:
+                return await self._resolve_retrying(ref, credentials, platforms, deadline)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            raise LookupTimeoutError(
+                f"no answer within {self._deadline:g} s (lookupTimeoutSeconds)",
+                registry=ref.registry,
+                reference=str(ref),
+            ) from None
+
+    async def _resolve_retrying(
+        self,
+        ref: ImageReference,
+        credentials: RegistryCredentials | None,
+        platforms: bool,
+        deadline: asyncio.Timeout,
+    ) -> ManifestDigest:
+        loop = asyncio.get_running_loop()
         failed = 0
         while True:
             try:
@@ -324,7 +354,8 @@ class RegistryClient:
                     exc.registry = ref.registry
                 failed += 1
                 delay = self._retry.delay(failed, exc)
-                if delay is None:
+                ends = deadline.when()
+                if delay is None or (ends is not None and loop.time() + delay >= ends):
                     raise
                 await asyncio.sleep(delay)
 
@@ -387,7 +418,7 @@ class RegistryClient:
             response, auth = await self._send("HEAD", url, ref, credentials)
             try:
                 # Reading the (empty) body completes the exchange, so the connection is kept alive.
-                await response.aread()
+                await self._finish_head(response)
                 if response.status_code == 200:
                     digest = _valid_digest(response.headers.get("Docker-Content-Digest"))
                     if digest is not None:
@@ -409,6 +440,14 @@ class RegistryClient:
         return self._verified(
             body, response, reference if ref.digest is not None else None, platforms=platforms
         )
+
+    async def _finish_head(self, response: httpx.Response) -> None:
+        # Not read_capped: a HEAD's Content-Length is the size of the GET's body, not of its own.
+        try:
+            await response.aread()
+        except httpx.HTTPError as exc:
+            peer = response.request.url.netloc.decode("ascii")
+            raise transport_error(exc, peer, "the HEAD answer") from exc
 
     def _verified(
         self, body: bytes, response: httpx.Response, pinned: str | None, *, platforms: bool
@@ -444,34 +483,45 @@ class RegistryClient:
         )
         try:
             response = await self._http.send(request, auth=auth, stream=True)
-        except httpx.TimeoutException as exc:
-            self._count(netloc, method, "error")
-            raise UnreachableError(f"no answer from {netloc} in time ({type(exc).__name__})") from exc
         except httpx.ConnectError as exc:
             self._count(netloc, method, "error")
             raise self._connect_error(exc, request) from exc
-        except (httpx.ReadError, httpx.WriteError, httpx.CloseError) as exc:
-            self._count(netloc, method, "error")
-            raise UnreachableError(f"connection to {netloc} failed: {describe_transport_error(exc)}") from exc
         except httpx.TooManyRedirects as exc:
             raise BadResponseError(f"too many redirects from {url}") from exc
         except httpx.HTTPError as exc:
             self._count(netloc, method, "error")
-            # Neither its text nor its traceback: h11 quotes an illegal header value (an Authorization) there.
-            raise BadResponseError(f"{method} {url} failed: {describe_transport_error(exc)}") from None
+            raise transport_error(exc, netloc, f"the {method} request") from exc
         return response, auth
 
+    async def _check_redirect(self, response: httpx.Response) -> None:
+        """Refuse a redirect before httpx follows it anywhere a lookup must not go."""
+        if not response.has_redirect_location:
+            return
+        source = response.request.url
+        target = redirect_target(source, response.headers["Location"])
+        if (
+            source.scheme == "https"
+            and target.scheme == "http"
+            and not is_loopback_host(target.netloc.decode("ascii"))
+        ):
+            raise BadResponseError(f"{source.netloc.decode('ascii')} redirected from https to plain http")
+
     def _connect_error(self, exc: httpx.ConnectError, request: httpx.Request) -> Exception:
-        netloc = request.url.netloc.decode("ascii")
+        try:
+            hop = exc.request  # after a redirect: the request that failed, to another host maybe
+        except RuntimeError:
+            hop = request
+        netloc = hop.url.netloc.decode("ascii")
         cause = ssl_cause(exc)
         if cause is None:
-            return UnreachableError(f"cannot connect to {netloc}: {describe_transport_error(exc)}")
+            return UnreachableError(f"cannot connect to {netloc}: {exc}")
         if isinstance(cause, ssl.SSLCertVerificationError):
             return RegistryTlsError(
                 f"TLS certificate of {netloc} not trusted: {cause.verify_message or cause}; "
                 "add its CA to tls.caCertificatePaths"
             )
-        if request.url.scheme == "https" and is_loopback_host(netloc):
+        # Only the registry's own port may turn out to speak plain HTTP, not a redirect's target.
+        if hop.url == request.url and request.url.scheme == "https" and is_loopback_host(netloc):
             return _PlainHttpPort()
         return RegistryTlsError(f"TLS handshake with {netloc} failed: {cause}")
 

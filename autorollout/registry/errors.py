@@ -80,7 +80,10 @@ class InvalidCredentialsError(RegistryError):
 
 
 class LookupTimeoutError(RegistryError):
-    """The lookup did not finish within the caller's time budget (it may still fill the cache)."""
+    """The lookup did not finish within its deadline (lookupTimeoutSeconds) or the caller's time
+    budget (then it may still fill the cache); a later attempt may succeed."""
+
+    retryable = True
 
 
 class RegistryConfigError(RegistryError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from autorollout.config import (
+    MAX_CONFIG_BYTES,
     Config,
     ConfigError,
     RegistryConfig,
@@ -18,6 +20,7 @@ from autorollout.config import (
     load_config,
     load_config_text,
     parse_cron,
+    read_config,
 )
 
 pytestmark = pytest.mark.unit
@@ -90,9 +93,9 @@ featureFlags:
 """
 
 
-def problems_of(text: str, environ: dict[str, str] | None = None) -> list[str]:
+def problems_of(text: str, environ: dict[str, str] | None = None, *, strict: bool = False) -> list[str]:
     with pytest.raises(ConfigError) as info:
-        load_config_text(text, environ or {})
+        load_config_text(text, environ or {}, strict=strict)
     return info.value.problems
 
 
@@ -184,7 +187,7 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(str(missing), {})
     assert info.value.problems == [f"{missing}: config file not found"]
-    with pytest.raises(ConfigError, match="is a directory"):
+    with pytest.raises(ConfigError, match="is a directory, not a regular file"):
         load_config(str(tmp_path), {})
 
 
@@ -269,14 +272,14 @@ featureFlags:
 
 
 def test_every_problem_is_reported_once_with_its_key_path_and_line() -> None:
-    problems = problems_of(BAD_FILE)
+    problems = problems_of(BAD_FILE, strict=True)
     expected = {
         "cronSchedule": "out of range (line 1)",
         "logLevel": "line 2",
         "webserver.prot": "unknown key; did you mean port?",
         "webserver.port": "greater than or equal to 0",
         "registries[0].hostnamePattern": "must not be empty",
-        "registries[0].secret.type": "unknown secret type 'Vault'",
+        "registries[0].secret.type": "unknown secret type; expected ImagePullSecret, Opaque or None",
         "registries[1].secret.token": "type Opaque needs a token, or name and key",
         "registries[2].secret.mountPath": "required for type ImagePullSecret",
         "registries[4].secret.mountPath": "also used by registries[3]",
@@ -295,7 +298,9 @@ def test_every_problem_is_reported_once_with_its_key_path_and_line() -> None:
     numbers = [int(p.rsplit("(line ", 1)[1].rstrip(")")) for p in problems]
     assert numbers == sorted(numbers), "problems are listed in file order"
     assert all("\n" not in p for p in problems)
-    assert not any("inline-secret-value" in p for p in problems)
+    assert not any("inline-secret-value" in p or "Vault" in p or "61 *" in p for p in problems)
+    # Without strict mode too: the file stops the program, its unknown keys are listed with the rest.
+    assert problems_of(BAD_FILE) == problems
 
 
 def test_missing_environment_variable_names_it_and_its_line() -> None:
@@ -351,8 +356,6 @@ def test_yaml_syntax_error_is_one_problem_with_line_and_column_and_no_text() -> 
             "registries:\n  - hostnamePattern: x\n    secret: {name: only-a-name}\n",
             "registries[0].secret.type: required",
         ),
-        ("cron_schedule: '* * * * *'\n", "cron_schedule: unknown key; did you mean cronSchedule?"),
-        ("tls:\n  caCertificatePath: []\n", "did you mean caCertificatePaths?"),
         ("leaderElection: {leaseDurationSeconds: 5, renewSeconds: 5}\n", "renewSeconds must be shorter"),
         ("reconciler: {namespaces: [a], allNamespaces: true}\n", "not both"),
         ("reconciler: {namespaces: [Not_A_Namespace]}\n", "reconciler.namespaces[0]:"),
@@ -392,6 +395,178 @@ def test_missing_ca_certificate_file_is_a_problem(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(str(path), {})
     assert info.value.problems == [f"tls.caCertificatePaths[1]: file not found: {tmp_path / 'missing.crt'}"]
+    # A directory stands for every file in it (a mounted Secret or ConfigMap), as the README says.
+    path.write_text(f"tls:\n  caCertificatePaths: [{tmp_path}]\n")
+    assert load_config(str(path), {}).tls.ca_certificate_paths == [str(tmp_path)]
+
+
+# --- unknown keys, strict mode ----------------------------------------------------------------
+
+UNKNOWN_KEYS = """\
+cronSchedule: "*/5 * * * *"
+webserver:
+  prot: 9090
+  port: 9091
+registries:
+  - hostnamePattern: a.io
+    secret: {type: Opaque, tokn: NotShownAnywhere, token: t}
+    mirror: b.io
+cron_schedule: x
+newUpstreamFeature: {enabled: true}
+"""
+
+
+def test_unknown_keys_are_warnings_with_their_path_line_and_a_suggestion(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(UNKNOWN_KEYS)
+    loaded = read_config(str(path), {})
+    assert loaded.config.webserver.port == 9091
+    assert loaded.config.cron_schedule == "*/5 * * * *"
+    assert loaded.config.registries[0].secret.token is not None
+    assert list(loaded.warnings) == [
+        "webserver.prot: unknown key; did you mean port? (line 3)",
+        "registries[0].secret.tokn: unknown key; did you mean token? (line 7)",
+        "registries[0].mirror: unknown key; expected one of: hostnamePattern, secret (line 8)",
+        "cron_schedule: unknown key; did you mean cronSchedule? (line 9)",
+        "newUpstreamFeature: unknown key; expected one of: cronSchedule, digestCacheTtlSeconds, "
+        "featureFlags, leaderElection, logLevel, reconciler, registries, tls, webhook, webserver (line 10)",
+    ]
+    assert not any("NotShownAnywhere" in w for w in loaded.warnings)
+    assert load_config_text(UNKNOWN_KEYS, {}) == loaded.config
+
+
+def test_load_config_logs_unknown_keys_as_warnings(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("webserver: {prot: 1}\n")
+    with caplog.at_level("WARNING", logger="kube_autorollout.config"):
+        assert load_config(str(path), {}) == Config()
+    assert [r.getMessage() for r in caplog.records] == [
+        "webserver.prot: unknown key; did you mean port? (line 1)"
+    ]
+
+
+def test_strict_mode_makes_each_unknown_key_a_problem(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(UNKNOWN_KEYS)
+    for strict, environ in ((True, {}), (None, {"KUBE_AUTOROLLOUT_STRICT_CONFIG": "true"})):
+        with pytest.raises(ConfigError) as info:
+            read_config(str(path), environ, strict=strict)
+        assert [p.split(":", 1)[0] for p in info.value.problems] == [
+            "webserver.prot",
+            "registries[0].secret.tokn",
+            "registries[0].mirror",
+            "cron_schedule",
+            "newUpstreamFeature",
+        ]
+    assert read_config(str(path), {"KUBE_AUTOROLLOUT_STRICT_CONFIG": "0"}).warnings
+    with pytest.raises(ConfigError, match="KUBE_AUTOROLLOUT_STRICT_CONFIG: expected true or false"):
+        read_config(str(path), {"KUBE_AUTOROLLOUT_STRICT_CONFIG": "maybe"})
+    # A known key only ever gives warnings for its unknown children, never for itself.
+    assert problems_of("tls:\n  caCertificatePath: []\n", strict=True) == [
+        "tls.caCertificatePath: unknown key; did you mean caCertificatePaths? (line 2)"
+    ]
+
+
+# --- values are never echoed ---------------------------------------------------------------------
+
+SECRET_VALUE = "Vq7-Leak!Canary"
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("registries:\n  - hostnamePattern: x\n    secret: {type: '${V}'}\n", "registries[0].secret.type"),
+        ("cronSchedule: '${V}'\n", "cronSchedule"),
+        ("cronSchedule: '${V} * * * *'\n", "cronSchedule"),
+        ("cronSchedule: '1-99${V} * * * *'\n", "cronSchedule"),
+        ("logLevel: '${V}'\n", "logLevel"),
+        ("webserver: {port: '${V}'}\n", "webserver.port"),
+        ("webhook: {imagePullPolicy: '${V}'}\n", "webhook.imagePullPolicy"),
+        ("webhook: {lookupBudgetSeconds: '${V}'}\n", "webhook.lookupBudgetSeconds"),
+        ("reconciler: {namespaces: ['${V}']}\n", "reconciler.namespaces[0]"),
+        ("featureFlags: {enableKubectlAnnotation: '${V}'}\n", "featureFlags.enableKubectlAnnotation"),
+        (
+            "registries:\n  - hostnamePattern: x\n    secret: {type: Opaque, token: ' '}\n  - ${V}\n",
+            "registries[1]",
+        ),
+        (
+            "leaderElection: {leaseName: '${V}', leaseDurationSeconds: '${V}'}\n",
+            "leaderElection.leaseDurationSeconds",
+        ),
+    ],
+)
+def test_no_problem_quotes_a_value_from_the_environment(text: str, key: str) -> None:
+    for value in (SECRET_VALUE, "S3cr3t_Value", "0 0 30 2 *"):
+        problems = problems_of(text, {"V": value})
+        assert any(p.startswith(f"{key}: ") for p in problems), problems
+        assert not any(value in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "registries:\n  - hostnamePattern: x\n    secret: {type: Vault-Canary-1}\n",
+        "cronSchedule: 'Canary-1 * * * *'\n",
+        "cronSchedule: '*/Canary-1 * * * *'\n",
+        "reconciler: {namespaces: [Canary-1]}\n",
+        "logLevel: Canary-1\n",
+        "webhook: {imagePullPolicy: Canary-1}\n",
+        "registries:\n  - hostnamePattern: x\n    secret: {type: Opaque, username: Canary-1, token: [C]}\n",
+    ],
+)
+def test_no_problem_quotes_a_value_written_in_the_file(text: str) -> None:
+    problems = problems_of(text)
+    assert problems
+    assert not any("Canary" in p for p in problems), problems
+
+
+def test_a_ca_path_from_the_environment_is_not_named(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("tls:\n  caCertificatePaths: ['${CA_DIR}/ca.crt', /nonexistent/literal.crt]\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path), {"CA_DIR": "/secret-dir-Canary"})
+    assert info.value.problems == [
+        "tls.caCertificatePaths[0]: file not found",
+        "tls.caCertificatePaths[1]: file not found: /nonexistent/literal.crt",
+    ]
+
+
+# --- reading the file ------------------------------------------------------------------------------
+
+
+def test_config_file_through_symlinks_as_kubernetes_mounts_a_configmap(tmp_path: Path) -> None:
+    # <mount>/config.yaml -> ..data/config.yaml, ..data -> ..2026_01_01_00_00_00.1/
+    version = tmp_path / "..2026_01_01_00_00_00.1"
+    version.mkdir()
+    (version / "config.yaml").write_text("webserver: {port: 4242}\n")
+    (tmp_path / "..data").symlink_to(version.name)
+    (tmp_path / "config.yaml").symlink_to("..data/config.yaml")
+    assert load_config(str(tmp_path / "config.yaml"), {}).webserver.port == 4242
+
+
+def test_config_file_size_is_capped(tmp_path: Path) -> None:
+    path = tmp_path / "big.yaml"
+    path.write_text("# " + "x" * (MAX_CONFIG_BYTES - 3) + "\n")
+    assert path.stat().st_size == MAX_CONFIG_BYTES
+    assert load_config(str(path), {}) == Config()
+    path.write_text("# " + "x" * (MAX_CONFIG_BYTES - 2) + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path), {})
+    assert info.value.problems == [f"{path}: config file is larger than the limit of 1,048,576 bytes (1 MiB)"]
+
+
+def test_non_regular_files_are_refused_without_reading_them(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    link = tmp_path / "link.yaml"
+    link.symlink_to("/dev/zero")
+    for path, kind in ((fifo, "a FIFO"), ("/dev/zero", "a character device"), (link, "a character device")):
+        with pytest.raises(ConfigError) as info:
+            load_config(str(path), {})
+        assert info.value.problems == [f"{path}: is {kind}, not a regular file; give a config file"]
+    (tmp_path / "dangling.yaml").symlink_to("nowhere.yaml")
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(str(tmp_path / "dangling.yaml"), {})
 
 
 # --- cron ---------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import ssl
 import stat
 from pathlib import Path
@@ -12,7 +13,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import PolicyBuilder, Store
 
-from certs.mint import CertificateError, mint_ca, mint_serving_cert, write_bundle
+from certs.mint import CertificateError, mint_ca, mint_serving_cert, write_bundle, write_private
 
 pytestmark = pytest.mark.unit
 
@@ -117,3 +118,70 @@ def test_bad_inputs_are_clear_errors() -> None:
         mint_serving_cert(ca_pem, ca_key, ["localhost"], ["300.1.1.1"])
     with pytest.raises(CertificateError, match="at least one"):
         mint_serving_cert(ca_pem, ca_key, [], [])
+
+
+@pytest.mark.parametrize("planted", ["tls.key", "tls.crt", "ca.crt"])
+def test_a_symlink_planted_in_the_output_is_replaced_never_followed(tmp_path: Path, planted: str) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    victim.chmod(0o644)
+    (out / planted).symlink_to(victim)
+    dangling = out / ("tls.crt" if planted != "tls.crt" else "ca.crt")
+    dangling.symlink_to(tmp_path / "does-not-exist")
+    paths = write_bundle(out, ["localhost"])
+    assert victim.read_text() == "precious"
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o644
+    assert not (tmp_path / "does-not-exist").exists()
+    for path in (paths.ca_cert, paths.tls_cert, paths.tls_key):
+        assert not path.is_symlink()
+        assert path.is_file()
+    assert stat.S_IMODE(paths.tls_key.stat().st_mode) == 0o600
+    assert {p.name for p in out.iterdir()} == {"ca.crt", "tls.crt", "tls.key"}  # no temporary left
+    _handshake(out, "localhost")
+
+
+def test_the_key_is_0600_from_its_creation_whatever_the_umask(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[int] = []
+    real_replace = os.replace
+
+    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        seen.append(stat.S_IMODE(os.lstat(src).st_mode))  # the file as created, before it gets its name
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    old = os.umask(0)
+    try:
+        write_private(tmp_path / "k", b"key")
+    finally:
+        os.umask(old)
+    assert seen == [0o600]
+    assert stat.S_IMODE((tmp_path / "k").stat().st_mode) == 0o600
+
+
+def test_a_directory_where_a_file_goes_is_an_error_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    (tmp_path / "tls.key").mkdir()
+    with pytest.raises(IsADirectoryError):
+        write_bundle(tmp_path, ["localhost"])
+    assert [p.name for p in tmp_path.iterdir()] == ["tls.key"]
+
+
+def test_bad_dns_names_are_certificate_errors_before_anything_is_written(tmp_path: Path) -> None:
+    for name in ("", "a b", "*", "x" * 300, "a\nb"):
+        with pytest.raises(CertificateError):
+            write_bundle(tmp_path / "out", [name])
+    assert not (tmp_path / "out").exists()
+
+
+def test_long_and_international_names_go_into_the_san_the_cn_stays_short(tmp_path: Path) -> None:
+    long_name = ".".join(["a" * 60, "b" * 60])
+    paths = write_bundle(tmp_path, [long_name, "bücher.example"])
+    cert = x509.load_pem_x509_certificate(paths.tls_cert.read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == [long_name, "xn--bcher-kva.example"]
+    common_name = cert.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)[0].value
+    assert common_name == "kube-autorollout webhook"
+    _handshake(tmp_path, "xn--bcher-kva.example")

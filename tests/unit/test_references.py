@@ -8,7 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autorollout.references import ImageReference, InvalidReferenceError, parse_image_reference
+from autorollout.references import (
+    ImageReference,
+    InvalidReferenceError,
+    is_valid_digest,
+    parse_image_reference,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -47,6 +52,9 @@ DIGEST = f"sha256:{HEX}"
         ("example.com:5000", "docker.io", "library/example.com", "5000", None),  # as Docker reads it
         ("x:" + "t" * 128, "docker.io", "library/x", "t" * 128, None),
         (f"x@sha512:{'ab' * 64}", "docker.io", "library/x", None, f"sha512:{'ab' * 64}"),
+        ("host:1/x", "host:1", "x", None, None),
+        ("host:65535/x", "host:65535", "x", None, None),
+        ("[::1]:65535/x", "[::1]:65535", "x", None, None),
     ],
 )
 def test_accepted_forms(
@@ -85,6 +93,13 @@ def test_accepted_forms(
         ("[::1/x", "invalid registry host"),
         ("[::1]:5000", "invalid repository path component"),
         ("ex.com/" + "a" * 250, "longer than 255"),
+        ("host:99999/x:tag", "registry port 99999 is not in 1-65535"),
+        ("host:65536/x", "registry port 65536 is not in 1-65535"),
+        ("host:0/x", "registry port 0 is not in 1-65535"),
+        ("host:00000/x", "registry port 00000 is not in 1-65535"),
+        ("127.0.0.1:70000/x", "registry port 70000 is not in 1-65535"),
+        ("[::1]:65536/x", "registry port 65536 is not in 1-65535"),
+        ("host:" + "9" * 5000 + "/x", "registry port 9999999999... is not in 1-65535"),
     ],
 )
 def test_rejected_forms_name_the_input_and_the_reason(text: str, reason: str) -> None:
@@ -93,6 +108,26 @@ def test_rejected_forms_name_the_input_and_the_reason(text: str, reason: str) ->
     assert reason in str(info.value)
     assert str(info.value).startswith(f"invalid image reference {text[:200]!r}"[:40])
     assert info.value.reference == text
+
+
+@pytest.mark.parametrize(
+    ("text", "valid"),
+    [
+        (DIGEST, True),
+        (f"sha384:{'0' * 96}", True),
+        (f"sha512:{'f' * 128}", True),
+        ("sha256:../../etc/passwd", False),
+        (f"sha256:{HEX.upper()}", False),
+        (f"sha256:{HEX[:-1]}", False),
+        (f"sha256:{HEX}\n", False),
+        (f"sha256:{HEX}0", False),
+        (f"md5:{HEX[:32]}", False),
+        (HEX, False),
+        ("", False),
+    ],
+)
+def test_valid_digest(text: str, valid: bool) -> None:
+    assert is_valid_digest(text) is valid
 
 
 def test_non_string_input_is_an_invalid_reference_not_a_type_error() -> None:
@@ -225,3 +260,16 @@ def test_arbitrary_text_parses_or_raises_invalid_reference_only(text: str) -> No
         assert outcome.reference == text
     else:
         assert parse_image_reference(str(outcome)).repository_key == outcome.repository_key
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.one_of(st.integers(0, 200_000), st.integers(0, 10**30)), st.sampled_from(["host", "[::1]", "10.0.0.1"])
+)
+def test_a_registry_port_is_accepted_exactly_when_a_socket_takes_it(port: int, host: str) -> None:
+    text = f"{host}:{port}/team/app:v1"
+    if 1 <= port <= 65535:
+        assert parse_image_reference(text).api_host == f"{host}:{port}"
+    else:
+        with pytest.raises(InvalidReferenceError, match="is not in 1-65535"):
+            parse_image_reference(text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from autorollout.registry.auth import (
+    MAX_TOKEN_LIFETIME,
     Challenge,
     CredentialLockout,
     TokenCache,
@@ -12,6 +13,7 @@ from autorollout.registry.auth import (
     parse_token_response,
     parse_www_authenticate,
     pick_challenge,
+    token_lifetime,
 )
 from autorollout.registry.errors import BadResponseError
 
@@ -96,6 +98,45 @@ def test_pick_prefers_bearer_and_ignores_unknown_schemes() -> None:
 )
 def test_loopback_hosts(host: str, loopback: bool) -> None:
     assert is_loopback_host(host) is loopback
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "seconds"),
+    [
+        ("9" * 400, MAX_TOKEN_LIFETIME),  # an int float() cannot hold: OverflowError before the fix
+        ("-" + "9" * 400, 60.0),
+        ("1e400", MAX_TOKEN_LIFETIME),  # JSON reads it as inf
+        ("Infinity", MAX_TOKEN_LIFETIME),
+        ("-Infinity", 60.0),
+        ("NaN", 60.0),
+        ("-5", 60.0),
+        ("0", 60.0),
+        ("true", 60.0),
+        ('"300"', 60.0),
+        ("null", 60.0),
+        ("[300]", 60.0),
+        ("0.5", 0.5),
+        ("300", 300.0),
+        ("3600", MAX_TOKEN_LIFETIME),
+        ("86400", MAX_TOKEN_LIFETIME),
+    ],
+)
+def test_odd_expires_in_is_clamped_or_defaulted(expires_in: str, seconds: float) -> None:
+    body = f'{{"token": "t", "expires_in": {expires_in}}}'.encode()
+    assert parse_token_response(body) == ("t", seconds)
+
+
+def test_token_lifetime_of_python_values() -> None:
+    assert token_lifetime(10**400) == MAX_TOKEN_LIFETIME
+    assert token_lifetime(float("nan")) == 60.0
+    assert token_lifetime(None) == 60.0
+    assert token_lifetime(False) == 60.0
+    assert token_lifetime(120) == 120.0
+
+
+def test_an_int_too_long_for_python_is_a_bad_response() -> None:
+    with pytest.raises(BadResponseError, match="not JSON"):
+        parse_token_response(b'{"token": "t", "expires_in": ' + b"9" * 5000 + b"}")
 
 
 def test_token_response_variants() -> None:

@@ -1,16 +1,11 @@
 """Authorization header values (checked before sending, errors that name the source and never the
-value), the redaction of credentials from quoted registry text, and transport errors described
-without their text."""
+value) and the redaction of credentials from quoted registry text."""
 
 from __future__ import annotations
 
 import base64
-import socket
-import ssl
 
 import h11
-import httpcore
-import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -21,7 +16,6 @@ from autorollout.registry.authorization import (
     basic_authorization,
     bearer_authorization,
     credential_problem,
-    describe_transport_error,
     redact,
     secret_forms,
 )
@@ -159,34 +153,3 @@ def test_redacted_before_the_200_character_cut() -> None:
     assert token[:8] in body[:200]
     quoted = redact(body, secret_forms(RegistryCredentials(token=token)))[:200]
     assert quoted == "-" * 170 + "Authorization: " + REDACTED
-
-
-# --- transport errors ---------------------------------------------------------------------------------
-
-
-def _chained(outer: BaseException, inner: BaseException) -> BaseException:
-    outer.__cause__ = inner
-    return outer
-
-
-def test_transport_errors_are_described_by_type_and_os_reason_only() -> None:
-    illegal = httpx.LocalProtocolError(f"Illegal header value b'Bearer {SECRET}\\n'")
-    assert describe_transport_error(illegal) == "LocalProtocolError"
-    refused = _chained(
-        httpx.ConnectError("All connection attempts failed"),
-        _chained(
-            OSError("All connection attempts failed"), ConnectionRefusedError(111, "Connect call failed")
-        ),
-    )
-    assert describe_transport_error(refused) == "ConnectError: Connection refused"
-    dns = _chained(httpx.ConnectError("x"), socket.gaierror(-2, "Name or service not known"))
-    assert describe_transport_error(dns) == "ConnectError: Name or service not known"
-    tls = _chained(httpx.ConnectError("x"), ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version"))
-    assert describe_transport_error(tls).startswith("ConnectError: ")
-    reset = _chained(
-        httpx.ReadError(SECRET), _chained(httpcore.ReadError(SECRET), ConnectionResetError(104, SECRET))
-    )
-    assert describe_transport_error(reset) == "ReadError: Connection reset by peer"
-    looped = httpx.ReadError(SECRET)
-    looped.__context__ = looped
-    assert describe_transport_error(looped) == "ReadError"

@@ -97,31 +97,51 @@ def test_verify_manifest() -> None:
         verify_manifest(body, "md5:abc")
 
 
+_A, _B, _C = (f"sha256:{ch * 64}" for ch in "abc")
+
+
 def test_parse_index() -> None:
     body = json.dumps(
         {
             "schemaVersion": 2,
             "manifests": [
+                {"digest": _A, "mediaType": "m", "platform": {"os": "linux", "architecture": "amd64"}},
                 {
-                    "digest": "sha256:a",
-                    "mediaType": "m",
-                    "platform": {"os": "linux", "architecture": "amd64"},
-                },
-                {
-                    "digest": "sha256:b",
+                    "digest": _B,
                     "mediaType": "m",
                     "platform": {"os": "linux", "architecture": "arm", "variant": "v7"},
                 },
-                {"digest": "sha256:c", "mediaType": "m"},
+                {"digest": _C, "mediaType": "m"},
             ],
         }
     ).encode()
     entries = parse_index(body)
     assert [e.platform for e in entries] == ["linux/amd64", "linux/arm/v7", "unknown/unknown"]
-    assert [e.digest for e in entries] == ["sha256:a", "sha256:b", "sha256:c"]
+    assert [e.digest for e in entries] == [_A, _B, _C]
     for bad in (b"[]", b"{}", b'{"manifests": [{}]}', b"nope"):
         with pytest.raises(BadResponseError):
             parse_index(bad)
+
+
+@pytest.mark.parametrize(
+    "digest",
+    [
+        "sha256:../../etc/passwd",
+        "sha256:a",
+        f"sha256:{'A' * 64}",
+        f"sha256:{'a' * 64}\n",
+        f" sha256:{'a' * 64}",
+        f"sha256:{'a' * 63}\x1b",
+        f"md5:{'a' * 32}",
+        f"sha512:{'a' * 64}",
+        "",
+    ],
+)
+def test_index_entry_digests_are_validated_like_every_digest(digest: str) -> None:
+    body = json.dumps({"manifests": [{"digest": _A}, {"digest": digest}]}).encode()
+    with pytest.raises(BadResponseError, match="invalid digest") as info:
+        parse_index(body)
+    assert "passwd" not in str(info.value)
 
 
 @pytest.mark.parametrize(
