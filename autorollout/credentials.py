@@ -2,6 +2,9 @@
 from a workload's imagePullSecrets and the config's `registries` entries.
 
 Secret material (passwords, tokens, `auth` strings) never appears in a repr, a message or a log line.
+Every value is normalised the same way whatever its source (surrounding whitespace stripped: a Secret
+made with `kubectl create secret --from-file` ends in a newline), and each credential says where it
+came from (`source`), so an error can name the secret and key without showing the value.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ __all__ = [
     "CredentialsError",
     "RegistryCredentials",
     "normalize_registry_host",
+    "normalize_secret",
     "parse_dockerconfigjson",
 ]
 
@@ -43,14 +47,31 @@ class CredentialsError(ConfigError):
         self.args = ("credentials cannot be used: " + "; ".join(self.problems),)
 
 
+def normalize_secret(value: str | None) -> str | None:
+    """A credential value as meant: surrounding whitespace stripped; None when nothing is left."""
+    if value is None:
+        return None
+    return value.strip() or None
+
+
 @dataclass(frozen=True)
 class RegistryCredentials:
     """Credentials for one registry: `token` is sent as a Bearer token as it is (Opaque secrets);
-    `username`+`password` are used for Basic auth and the registry's token flow."""
+    `username`+`password` are used for Basic auth and the registry's token flow. Values are
+    normalised on creation; `source` names where they came from (for messages, not compared)."""
 
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     token: str | None = field(default=None, repr=False)
+    source: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("username", "password", "token"):
+            object.__setattr__(self, name, normalize_secret(getattr(self, name)))
+
+    @property
+    def empty(self) -> bool:
+        return self.username is None and self.password is None and self.token is None
 
     def fingerprint(self) -> str:
         """A short digest identifying these credentials (for cache keys); reveals nothing of them."""
@@ -70,11 +91,12 @@ def normalize_registry_host(key: str) -> str:
     return DOCKER_HUB if host in DOCKER_HUB_HOSTS else host
 
 
-def parse_dockerconfigjson(data: bytes | str) -> dict[str, RegistryCredentials]:
+def parse_dockerconfigjson(data: bytes | str, *, source: str = "") -> dict[str, RegistryCredentials]:
     """Parse a `.dockerconfigjson` (or legacy `.dockercfg`) into credentials by registry host.
 
     Entries give `auth` (base64 "user:password"; wins, as in the kubelet) or `username`/`password`,
-    or a `registrytoken` (Bearer). Raises CredentialsError; its messages never contain the secret.
+    or a `registrytoken` (Bearer). `source` (e.g. the secret's name) prefixes each entry's `source`.
+    Raises CredentialsError; its messages never contain the secret.
     """
     try:
         document = json.loads(data)
@@ -105,7 +127,7 @@ def parse_dockerconfigjson(data: bytes | str) -> dict[str, RegistryCredentials]:
             continue
         host = normalize_registry_host(key)
         try:
-            credentials = _entry_credentials(entry)
+            credentials = _entry_credentials(entry, f"{source} {where}".strip())
         except ValueError as exc:
             problems.append(f"{where}.{exc}")
             continue
@@ -116,28 +138,29 @@ def parse_dockerconfigjson(data: bytes | str) -> dict[str, RegistryCredentials]:
     return result
 
 
-def _entry_credentials(entry: Mapping[str, Any]) -> RegistryCredentials | None:
+def _entry_credentials(entry: Mapping[str, Any], source: str) -> RegistryCredentials | None:
     for name in ("auth", "username", "password", "registrytoken"):
         if entry.get(name) is not None and not isinstance(entry[name], str):
             raise ValueError(f"{name}: not a string")
-    username: str | None = entry.get("username") or None
-    password: str | None = entry.get("password") or None
-    auth: str | None = entry.get("auth") or None
+    username: str | None = entry.get("username")
+    password: str | None = entry.get("password")
+    auth = normalize_secret(entry.get("auth"))
     if auth is not None:
         username, password = _decode_auth(auth)
-    token: str | None = entry.get("registrytoken") or None
-    if username is None and password is None and token is None:
-        return None
-    return RegistryCredentials(username=username, password=password, token=token)
+    credentials = RegistryCredentials(
+        username=username, password=password, token=entry.get("registrytoken"), source=source
+    )
+    return None if credentials.empty else credentials
 
 
 def _decode_auth(auth: str) -> tuple[str, str]:
     try:
-        decoded = base64.b64decode(auth.strip() + "=" * (-len(auth.strip()) % 4), validate=True).decode()
+        decoded = base64.b64decode(auth + "=" * (-len(auth) % 4), validate=True).decode()
     except (binascii.Error, ValueError):
         raise ValueError("auth: not valid base64 of UTF-8 text") from None
+    # `echo user:password | base64` encodes the newline too: normalised with the parts.
     username, colon, password = decoded.partition(":")
-    if not colon or not username:
+    if not colon or normalize_secret(username) is None:
         raise ValueError('auth: does not decode to "username:password"')
     return username, password
 
@@ -181,7 +204,7 @@ class _DockerConfigFile:
             stamp = (str(path), stat.st_mtime_ns, stat.st_size)
             if stamp == self._stamp:
                 return
-            auths = parse_dockerconfigjson(path.read_bytes())
+            auths = parse_dockerconfigjson(path.read_bytes(), source=f"{self.where} {path}")
         except OSError as exc:
             self.problem = f"{self.where}: cannot read {path}: {exc.strerror or type(exc).__name__}"
             return
@@ -276,18 +299,21 @@ def _source_for(
         return _DockerConfigFile(where + ".mountPath", Path(secret.mount_path), refresh_interval, clock), None
     if secret.type == "Opaque":
         token = secret.token.get_secret_value() if secret.token is not None else None
+        source = f"{where}.token"
         if token is None and secret.key:
             token = environ.get(secret.key)
+            source = f"{where} (Secret {secret.name or '?'}, key {secret.key}, from the environment)"
             if token is None:
                 return None, (
                     f"{where}.key: environment variable {secret.key} is not set "
                     f"(the Opaque secret {secret.name or '?'} should be injected under that name)"
                 )
-        if not token:
+        token = normalize_secret(token)
+        if token is None:
             return None, f"{where}.token: type Opaque needs a non-empty token, or name and key"
-        if secret.username:
-            return RegistryCredentials(username=secret.username, password=token), None
-        return RegistryCredentials(token=token), None
+        if normalize_secret(secret.username) is not None:
+            return RegistryCredentials(username=secret.username, password=token, source=source), None
+        return RegistryCredentials(token=token, source=source), None
     return None, None
 
 

@@ -19,6 +19,7 @@ from autorollout.registry.client import ManifestDigest
 from autorollout.registry.errors import (
     CredentialBackoffError,
     ForbiddenError,
+    InvalidCredentialsError,
     LookupTimeoutError,
     NotFoundError,
     RateLimitedError,
@@ -70,6 +71,7 @@ _REASONS: Final[tuple[tuple[type[RegistryError], str], ...]] = (
     (UnauthorizedError, "unauthorized"),
     (ForbiddenError, "access denied"),
     (CredentialBackoffError, "credentials rejected recently"),
+    (InvalidCredentialsError, "credentials cannot be sent in an HTTP header"),
     (RateLimitedError, "rate limited"),
     (UnreachableError, "registry unreachable"),
     (RegistryTlsError, "registry TLS error"),

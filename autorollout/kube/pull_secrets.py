@@ -22,11 +22,13 @@ PullSecretCredentials = dict[str, RegistryCredentials]
 def credentials_from_secret(secret: JsonObject) -> PullSecretCredentials:
     """Registry credentials of a `kubernetes.io/dockerconfigjson` or legacy `dockercfg` Secret."""
     data = secret.get("data") or {}
+    metadata = secret.get("metadata") or {}
+    source = f"imagePullSecret {metadata.get('namespace', '?')}/{metadata.get('name', '?')}"
     if ".dockerconfigjson" in data:
-        return parse_dockerconfigjson(base64.b64decode(data[".dockerconfigjson"]))
+        return parse_dockerconfigjson(base64.b64decode(data[".dockerconfigjson"]), source=source)
     if ".dockercfg" in data:
         legacy = orjson.loads(base64.b64decode(data[".dockercfg"]))
-        return parse_dockerconfigjson(orjson.dumps({"auths": legacy}))
+        return parse_dockerconfigjson(orjson.dumps({"auths": legacy}), source=source)
     return {}
 
 

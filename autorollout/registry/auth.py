@@ -15,7 +15,6 @@ Anonymous lookups are never locked.
 from __future__ import annotations
 
 import asyncio
-import base64
 import ipaddress
 import json
 import math
@@ -29,6 +28,13 @@ from typing import TYPE_CHECKING, NoReturn
 
 import httpx
 
+from autorollout.credentials import normalize_secret
+from autorollout.registry.authorization import (
+    basic_authorization,
+    bearer_authorization,
+    secret_forms,
+    source_of,
+)
 from autorollout.registry.errors import (
     BadResponseError,
     CredentialBackoffError,
@@ -276,11 +282,6 @@ def _has_login(credentials: RegistryCredentials | None) -> bool:
     return credentials is not None and credentials.username is not None and credentials.password is not None
 
 
-def _basic_header(credentials: RegistryCredentials) -> str:
-    raw = f"{credentials.username}:{credentials.password}".encode()
-    return "Basic " + base64.b64encode(raw).decode("ascii")
-
-
 class RegistryAuth(httpx.Auth):
     """The auth flow for one registry request; `registry` is the netloc the request goes to.
 
@@ -305,6 +306,15 @@ class RegistryAuth(httpx.Auth):
         self._client = client
         self._fingerprint = _fingerprint(credentials)
         self.sent = Sent.NOTHING
+        self._authorizations: list[str] = []
+
+    def secrets_in_use(self) -> set[str]:
+        """The credentials and every Authorization value this flow sent, in each quotable form."""
+        return secret_forms(self._credentials, self._authorizations)
+
+    def _authorization(self, value: str) -> str:
+        self._authorizations.append(value)
+        return value
 
     @property
     def uses_credentials(self) -> bool:
@@ -333,7 +343,8 @@ class RegistryAuth(httpx.Auth):
         credentials = self._credentials
         if credentials is not None and credentials.token is not None and not _has_login(credentials):
             # An Opaque secret: an identity/API token that the registry takes as a bearer token directly.
-            request.headers["Authorization"] = f"Bearer {credentials.token}"
+            header = bearer_authorization(credentials.token, source=f"of {source_of(credentials)}")
+            request.headers["Authorization"] = self._authorization(header)
             self.sent = Sent.STATIC_BEARER
             response = yield request
             self._after_final(response)
@@ -373,7 +384,7 @@ class RegistryAuth(httpx.Auth):
             if not _has_login(self._credentials):
                 return False
             assert self._credentials is not None
-            request.headers["Authorization"] = _basic_header(self._credentials)
+            request.headers["Authorization"] = self._authorization(basic_authorization(self._credentials))
             self.sent = Sent.BASIC
             return True
         if challenge.scheme != "bearer":
@@ -391,6 +402,9 @@ class RegistryAuth(httpx.Auth):
                 self.sent = Sent.CACHED_TOKEN
             else:
                 token, expires_in = await self._fetch_token(challenge, scope)
+                # Checked before it is cached, so a token that cannot be sent is never kept.
+                token = normalize_secret(token) or ""
+                bearer_authorization(token, source=f"issued by the token service {challenge.realm}")
                 self._state.tokens.put(key, token, expires_in)
                 if scope != self._scope:
                     # Also file it under the scope asked for up front next time.
@@ -398,7 +412,7 @@ class RegistryAuth(httpx.Auth):
                     if alias is not None:
                         self._state.tokens.put(alias, token, expires_in)
                 self.sent = Sent.FETCHED_TOKEN
-        request.headers["Authorization"] = f"Bearer {token}"
+        request.headers["Authorization"] = self._authorization(f"Bearer {token}")
         return True
 
     def _token_key(self, challenge: Challenge, scope: str) -> TokenKey | None:
@@ -426,7 +440,7 @@ class RegistryAuth(httpx.Auth):
                     f"token realm {realm} is plain HTTP: credentials are not sent over it",
                     registry=self._registry,
                 )
-            headers["Authorization"] = _basic_header(self._credentials)
+            headers["Authorization"] = self._authorization(basic_authorization(self._credentials))
         return httpx.Request("GET", url.copy_merge_params(params), headers=headers)
 
     async def _fetch_token(self, challenge: Challenge, scope: str) -> tuple[str, float]:

@@ -46,6 +46,7 @@ from autorollout.registry.auth import (
     repository_scope,
     ssl_cause,
 )
+from autorollout.registry.authorization import redact, secret_forms
 from autorollout.registry.errors import (
     BadResponseError,
     ForbiddenError,
@@ -344,6 +345,9 @@ class RegistryClient:
             try:
                 return await self._resolve_once(ref, credentials, platforms)
             except RegistryError as exc:
+                # Whatever failed, the message leaves the client without these credentials in it.
+                exc.message = redact(exc.message, secret_forms(credentials))
+                exc.args = (exc.message,)
                 if not exc.reference:
                     exc.reference = str(ref)
                 if not exc.registry:
@@ -533,7 +537,7 @@ class RegistryClient:
         status = response.status_code
         if status in (400, 404) and may_hint and is_artifactory_response(response):
             return _ArtifactoryHint()
-        detail = await self._error_detail(response)
+        detail = await self._error_detail(response, auth)
         suffix = f" (HTTP {status}{': ' + detail if detail else ''})"
         registry = ref.registry
         if status == 404:
@@ -561,8 +565,9 @@ class RegistryClient:
             return "registry rejected the credentials; they are not sent again during the backoff"
         return "the token issued does not allow pulling this repository (wrong name or no permission)"
 
-    async def _error_detail(self, response: httpx.Response) -> str:
-        """The registry's own error code and message from a JSON error body, if any."""
+    async def _error_detail(self, response: httpx.Response, auth: RegistryAuth) -> str:
+        """The registry's own error code and message from a JSON error body, if any, without the
+        credentials of this request (a registry may echo the request back)."""
         if response.request.method == "HEAD":
             return ""
         try:
@@ -572,8 +577,10 @@ class RegistryClient:
             return ""
         if not isinstance(errors, list) or not errors or not isinstance(errors[0], dict):
             return ""
-        first = errors[0]
-        return f"{first.get('code', '')}: {first.get('message', '')}"[:200]
+        code, message = (errors[0].get(name) for name in ("code", "message"))
+        text = f"{code if isinstance(code, str) else ''}: {message if isinstance(message, str) else ''}"
+        # Redacted before it is cut, so a cut cannot leave the start of a credential in the text.
+        return redact(text, auth.secrets_in_use())[:200]
 
     async def _count_response(self, response: httpx.Response) -> None:
         request = response.request

@@ -73,6 +73,12 @@ class CredentialBackoffError(RegistryError):
         self.retry_in = retry_in
 
 
+class InvalidCredentialsError(RegistryError):
+    """Credentials (or a token a token service issued) cannot be sent in an HTTP header: a control
+    character, a space or a non-ASCII character in them. Nothing is sent; the message names where
+    they came from, never what they are."""
+
+
 class LookupTimeoutError(RegistryError):
     """The lookup did not finish within its deadline (lookupTimeoutSeconds) or the caller's time
     budget (then it may still fill the cache); a later attempt may succeed."""

@@ -52,6 +52,8 @@ class TokenServer:
     users: dict[str, str]
     expires_in: int = 300
     anonymous_pull: bool = False
+    #: Appended to every token it answers with (a broken token service: "\n", a non-ASCII character).
+    token_suffix: str = ""
     requests: list[TokenRequest] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -159,7 +161,7 @@ class TokenServer:
                     self._reply(401, {"errors": [{"code": "UNAUTHORIZED", "message": "bad credentials"}]})
                     return
                 user = username if isinstance(username, str) else None
-                token = server.issue(user, scopes, service)
+                token = server.issue(user, scopes, service) + server.token_suffix
                 server._record(TokenRequest(user, tuple(scopes), service, 200))
                 self._reply(
                     200,

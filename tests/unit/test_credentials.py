@@ -16,6 +16,7 @@ from autorollout.credentials import (
     normalize_registry_host,
     parse_dockerconfigjson,
 )
+from autorollout.kube.pull_secrets import credentials_from_secret
 
 pytestmark = pytest.mark.unit
 
@@ -309,3 +310,98 @@ def test_static_store_for_code_and_tests() -> None:
     assert store.lookup("127.0.0.1:5000") == RegistryCredentials("u", "p")
     assert store.lookup("ghcr.io") is None
     assert CredentialStore.from_config(Config()).lookup("ghcr.io") is None
+
+
+# --- normalisation and where credentials came from ------------------------------------------------
+
+SPACE = " \t\r\n"  # what `kubectl create secret --from-file` and editors leave around a value
+
+
+def test_every_field_is_stripped_on_creation() -> None:
+    creds = RegistryCredentials(username=f"{SPACE}jane{SPACE}", password=f"{PASSWORD}\n", token=" tok\r\n")
+    assert (creds.username, creds.password, creds.token) == ("jane", PASSWORD, "tok")
+    assert creds == RegistryCredentials("jane", PASSWORD, "tok")
+    assert creds.fingerprint() == RegistryCredentials("jane", PASSWORD, "tok").fingerprint()
+    assert RegistryCredentials(username="u", password=" \n").password is None
+    assert RegistryCredentials(token="\n").empty
+    # Inner whitespace is the value's own: kept (and refused when sent, see test_registry_authorization).
+    assert RegistryCredentials(password="a b\nc").password == "a b\nc"
+
+
+def test_dockerconfigjson_values_are_normalised_in_every_form() -> None:
+    parsed = parse_dockerconfigjson(
+        dockerconfig(
+            {
+                # `echo jane:pw | base64` encodes the newline too
+                "a.io": {"auth": b64(f"jane:{PASSWORD}\n") + "\n"},
+                "b.io": {"username": " bob\n", "password": f"{PASSWORD}\r\n"},
+                "c.io": {"registrytoken": "\tbearer-token\n"},
+                "d.io": {"auth": b64(" spaced : pw ")},
+                "e.io": {"password": "\n", "username": ""},
+            }
+        ),
+        source="imagePullSecret ns/regcred",
+    )
+    assert parsed["a.io"] == RegistryCredentials("jane", PASSWORD)
+    assert parsed["b.io"] == RegistryCredentials("bob", PASSWORD)
+    assert parsed["c.io"] == RegistryCredentials(token="bearer-token")
+    assert parsed["d.io"] == RegistryCredentials("spaced", "pw")
+    assert "e.io" not in parsed  # nothing left once normalised
+    assert parsed["b.io"].source == 'imagePullSecret ns/regcred auths["b.io"]'
+    with pytest.raises(CredentialsError, match="does not decode"):
+        parse_dockerconfigjson(dockerconfig({"a.io": {"auth": b64(" \n:pw")}}))
+
+
+def test_config_and_environment_values_are_normalised_and_name_their_source(tmp_path: Path) -> None:
+    write_secret(tmp_path / "mounted", {"m.io": {"auth": b64("m:pw\n")}})
+    config = load_config_text(
+        f"""
+registries:
+  - hostnamePattern: "var.io"
+    secret: {{type: Opaque, token: "${{REGISTRY_TOKEN}}"}}
+  - hostnamePattern: "literal.io"
+    secret: {{type: Opaque, username: " robot ", token: " robot-pw "}}
+  - hostnamePattern: "env.io"
+    secret: {{type: Opaque, name: regcred, key: TOKEN_FROM_SECRET}}
+  - hostnamePattern: "m.io"
+    secret: {{type: ImagePullSecret, mountPath: "{tmp_path / "mounted"}"}}
+""",
+        {"REGISTRY_TOKEN": "var-token\n"},
+    )
+    store = CredentialStore.from_config(config, environ={"TOKEN_FROM_SECRET": "  env-token\n"})
+    assert store.problems == []
+    found = {host: store.lookup(host) for host in ("var.io", "literal.io", "env.io", "m.io")}
+    assert found == {
+        "var.io": RegistryCredentials(token="var-token"),
+        "literal.io": RegistryCredentials("robot", "robot-pw"),
+        "env.io": RegistryCredentials(token="env-token"),
+        "m.io": RegistryCredentials("m", "pw"),
+    }
+    sources = {host: creds.source for host, creds in found.items() if creds is not None}
+    assert sources == {
+        "var.io": "registries[0].secret.token",
+        "literal.io": "registries[1].secret.token",
+        "env.io": "registries[2].secret (Secret regcred, key TOKEN_FROM_SECRET, from the environment)",
+        "m.io": f'registries[3].secret.mountPath {tmp_path / "mounted" / ".dockerconfigjson"} auths["m.io"]',
+    }
+
+
+def test_a_token_of_only_whitespace_is_no_token() -> None:
+    config = config_of(("e.io", RegistrySecret(type="Opaque", name="s", key="BLANK")))
+    with pytest.raises(CredentialsError, match="needs a non-empty token"):
+        CredentialStore.from_config(config, environ={"BLANK": " \n"})
+
+
+def test_image_pull_secret_objects_are_normalised_and_named() -> None:
+    for key, document in (
+        (".dockerconfigjson", dockerconfig({"r.io": {"username": "u", "password": PASSWORD + "\n"}})),
+        (".dockercfg", json.dumps({"r.io": {"auth": b64(f"u:{PASSWORD}\n")}})),
+    ):
+        secret = {
+            "metadata": {"namespace": "team", "name": "regcred"},
+            "data": {key: b64(document)},
+        }
+        [(host, creds)] = credentials_from_secret(secret).items()
+        assert (host, creds) == ("r.io", RegistryCredentials("u", PASSWORD))
+        assert creds.source.startswith("imagePullSecret team/regcred ")
+        assert PASSWORD not in repr(creds)
