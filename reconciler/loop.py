@@ -139,6 +139,8 @@ class Reconciler:
         self._policy_warned: set[tuple[str, str, str]] = set()
         self._in_patch = False
         self._started = False
+        # The cycle's start on the resolver's clock: no cached digest older than that is believed.
+        self._fresh_after: float | None = None
         self.elector: LeaderElector | None = None
         self._elector_kube: KubeClient | None = None
         if config.leader_election.enabled:
@@ -191,7 +193,10 @@ class Reconciler:
         if not unique:
             return {}
         return await self._resolver.resolve_many(
-            unique, timeout=self.config.reconciler.cycle_timeout_seconds, platforms=platforms
+            unique,
+            timeout=self.config.reconciler.cycle_timeout_seconds,
+            platforms=platforms,
+            fresh_after=self._fresh_after,
         )
 
     async def _observe(
@@ -252,6 +257,7 @@ class Reconciler:
 
     async def observe(self) -> list[WorkloadPlan]:
         """Plans for every cached workload, computed as a cycle would, without logging or acting."""
+        self._fresh_after = self._resolver.now()
         plans, _, _ = await self._observe(self.cache.workloads())
         return plans
 
@@ -267,6 +273,7 @@ class Reconciler:
     ) -> CycleReport:
         """Observe, plan and (unless `dry_run`) act on every workload in the cache."""
         started = time.monotonic()
+        self._fresh_after = self._resolver.now()
         before = Counter(self.kube.requests)
         workloads = self.cache.workloads()
         report = CycleReport(dry_run=dry_run, workloads=len(workloads))
