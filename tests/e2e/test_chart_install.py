@@ -137,6 +137,9 @@ def test_default_install_is_accepted_and_least_privileged(release: Release) -> N
     assert not release.can_i("delete", "pods", ns)
     assert not release.can_i("create", "pods", ns)
     assert not release.can_i("patch", "pods", ns)
+    assert release.can_i("list", "replicasets.apps", ns)
+    assert not release.can_i("patch", "replicasets.apps", ns)
+    assert not release.can_i("watch", "replicasets.apps", ns)
     assert release.can_i("create", "events", ns)
     assert not release.can_i("delete", "events", ns)
     assert release.can_i("get", "secrets", ns)
@@ -164,6 +167,7 @@ def test_default_install_is_accepted_and_least_privileged(release: Release) -> N
         "statefulsets.apps": workload_verbs,
         "daemonsets.apps": workload_verbs,
         "pods": {"get", "list"},
+        "replicasets.apps": {"list"},
         "events": {"create", "patch"},
         "secrets": {"get"},
     }

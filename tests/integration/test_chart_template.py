@@ -36,6 +36,7 @@ WORKLOAD_RULES = [
         "verbs": ["get", "list", "watch", "patch"],
     },
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+    {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["list"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
 ]
 SECRETS_RULE = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}
