@@ -301,6 +301,17 @@ def test_existing_secret_mode_takes_the_ca_from_the_secret(release: Release) -> 
     assert release.cluster.api_get(f"/api/v1/namespaces/{ns}/secrets/{FULLNAME}-webhook-tls") is None
 
 
+def test_upstream_default_values_install_unchanged(release: Release) -> None:
+    release.install(["upstream-default-values.yaml"])  # its disabled custom CA entry is all nulls
+    assert_accepted_strictly(release)
+    deployment = release.cluster.api_get(
+        f"/apis/apps/v1/namespaces/{release.namespace}/deployments/{FULLNAME}"
+    )
+    assert deployment is not None
+    volumes = [v["name"] for v in deployment["spec"]["template"]["spec"]["volumes"]]
+    assert not [v for v in volumes if v.startswith("custom-ca-")]
+
+
 def test_upstream_values_install_unchanged(release: Release) -> None:
     release.install(["upstream-registries.yaml", "upstream-custom-ca.yaml"])
     assert_accepted_strictly(release)
