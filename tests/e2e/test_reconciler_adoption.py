@@ -101,6 +101,9 @@ def test_a_strangers_newer_pod_under_an_overlapping_selector_is_never_adopted_fr
     )
     assert events(cluster, ns, "RolloutTriggered") == []
     assert len(list_items(cluster, "replicasets", ns, "owner=mine")) == 1
+    print(
+        f"overlapping selectors: adopted at {v2[:15]}, stranger on {v1[:15]} ignored; {report.api_requests}"
+    )
 
 
 def test_statefulset_and_daemonset_are_read_from_their_own_pods(
@@ -162,6 +165,7 @@ def test_pods_not_ready_record_nothing_until_one_is_then_the_drift_rolls_out(
 
     make_pods_run(cluster, namespace, "slow", image_id(image, v1))  # Ready at last, running v1
     rolled = _cycle(cluster, namespace)
+    print(f"pending pod: waiting cycle {waiting.api_requests}; once Ready on v1: {rolled.api_requests}")
 
     assert [o.result for o in rolled.outcomes] == [Result.ROLLED_OUT]
     [event] = events(cluster, namespace, "RolloutTriggered")
@@ -193,6 +197,7 @@ def test_scaled_to_zero_is_adopted_at_the_registry_digest_without_reading_pods(
     assert {p.workload.name: p.workload.desired_pods for p in report.plans} == {"idle": 0, "nowhere": 0}
     # No pod or ReplicaSet LIST (nothing runs to ask): a GET only re-reads after a rejected guarded patch.
     rereads = sum(o.attempts - 1 for o in report.outcomes)
+    print(f"scaled to zero: {report.api_requests} (re-reads after a rejected guard: {rereads})")
     assert report.api_requests == {"PATCH": 2 + rereads, **({"GET": rereads} if rereads else {})}
     for kind, name in (("Deployment", "idle"), ("DaemonSet", "nowhere")):
         annotations = get(cluster, kind, namespace, name)["metadata"]["annotations"]
