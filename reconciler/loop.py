@@ -40,7 +40,7 @@ from reconciler.plan import (
     plan_workload,
     recorded_digest,
 )
-from reconciler.pods import fetch_running_digests
+from reconciler.pods import PodReport, read_pods
 from reconciler.ratelimit import TokenBucket
 from reconciler.records import Workload
 from reconciler.schedule import CronSchedule
@@ -139,6 +139,8 @@ class Reconciler:
         self._policy_warned: set[tuple[str, str, str]] = set()
         self._in_patch = False
         self._started = False
+        # The cycle's start on the resolver's clock: no cached digest older than that is believed.
+        self._fresh_after: float | None = None
         self.elector: LeaderElector | None = None
         self._elector_kube: KubeClient | None = None
         if config.leader_election.enabled:
@@ -191,7 +193,10 @@ class Reconciler:
         if not unique:
             return {}
         return await self._resolver.resolve_many(
-            unique, timeout=self.config.reconciler.cycle_timeout_seconds, platforms=platforms
+            unique,
+            timeout=self.config.reconciler.cycle_timeout_seconds,
+            platforms=platforms,
+            fresh_after=self._fresh_after,
         )
 
     async def _observe(
@@ -209,10 +214,10 @@ class Reconciler:
         adopting = [
             i for i, w in enumerate(workloads) if not w.paused and needs_running_digests(w, resolutions[i])
         ]
-        running: dict[int, dict[str, str]] = {}
+        pods: dict[int, PodReport | None] = {}
         if adopting:
-            running, resolutions = await self._adoption_facts(workloads, per_workload, resolutions, adopting)
-        plans = [plan_workload(w, resolutions[i], running.get(i)) for i, w in enumerate(workloads)]
+            pods, resolutions = await self._adoption_facts(workloads, per_workload, resolutions, adopting)
+        plans = [plan_workload(w, resolutions[i], pods.get(i)) for i, w in enumerate(workloads)]
         users = Counter(x for found in per_workload for x in set(found.values()) if isinstance(x, Lookup))
         errors = {str(x.reference): (r, users[x]) for x, r in results.items() if isinstance(r, RegistryError)}
         return plans, errors, len(lookups)
@@ -223,7 +228,7 @@ class Reconciler:
         per_workload: list[dict[str, Lookup | Unchecked]],
         resolutions: list[dict[str, Resolution]],
         adopting: list[int],
-    ) -> tuple[dict[int, dict[str, str]], list[dict[str, Resolution]]]:
+    ) -> tuple[dict[int, PodReport | None], list[dict[str, Resolution]]]:
         unrecorded = {
             x
             for i in adopting
@@ -239,19 +244,20 @@ class Reconciler:
                     resolutions[i][name] = got
         gate = asyncio.Semaphore(_POD_LOOKUP_CONCURRENCY)
 
-        async def pods_of(i: int) -> tuple[int, dict[str, str]]:
+        async def pods_of(i: int) -> tuple[int, PodReport | None]:
             async with gate:
                 try:
-                    return i, await fetch_running_digests(self.kube, workloads[i])
+                    return i, await read_pods(self.kube, workloads[i])
                 except KubeError as exc:
                     log.warning("pods not read", extra={"fields": _fields(workloads[i], error=str(exc))})
-                    return i, {}
+                    return i, None
 
-        running = dict(await asyncio.gather(*(pods_of(i) for i in adopting)))
-        return running, resolutions
+        pods = dict(await asyncio.gather(*(pods_of(i) for i in adopting)))
+        return pods, resolutions
 
     async def observe(self) -> list[WorkloadPlan]:
         """Plans for every cached workload, computed as a cycle would, without logging or acting."""
+        self._fresh_after = self._resolver.now()
         plans, _, _ = await self._observe(self.cache.workloads())
         return plans
 
@@ -267,6 +273,7 @@ class Reconciler:
     ) -> CycleReport:
         """Observe, plan and (unless `dry_run`) act on every workload in the cache."""
         started = time.monotonic()
+        self._fresh_after = self._resolver.now()
         before = Counter(self.kube.requests)
         workloads = self.cache.workloads()
         report = CycleReport(dry_run=dry_run, workloads=len(workloads))
@@ -349,6 +356,12 @@ class Reconciler:
         if plan.skipped:
             log.info(f"skipped: {plan.skipped}", extra={"fields": _fields(w)})
             return
+        for verdict in plan.verdicts if plan.action is None else ():
+            if verdict.state is ContainerState.WAITING:
+                log.debug(
+                    "adoption waits: no Ready pod of its own reports what runs; nothing recorded",
+                    extra={"fields": _fields(w, container=verdict.container.name, pods=verdict.detail)},
+                )
         prefix = "would " if dry_run else ""
         action = plan.action
         if isinstance(action, Rollout):
@@ -395,6 +408,7 @@ class Reconciler:
                     "would_roll_out": len(report.planned_rollouts) if report.dry_run else 0,
                     "would_adopt": len(report.planned_adoptions) if report.dry_run else 0,
                     "up_to_date": states[ContainerState.UP_TO_DATE],
+                    "waiting_for_pods": states[ContainerState.WAITING],
                     "registry_errors": len(report.registry_errors),
                     "failed": report.count(Result.FAILED),
                     "interrupted": report.interrupted,

@@ -1,8 +1,10 @@
 """Planning, pure: a workload, what its registries say now and (for adoption) what its pods run ->
 one decision per workload.
 
-A workload with a moved tag becomes a Rollout; one with unrecorded containers whose pods run the
-current digest (or have no pods to ask) becomes an Adoption; registry errors never make either.
+A workload with a moved tag becomes a Rollout; one with unrecorded containers whose own Ready pods run
+the current digest (or that is scaled to zero) becomes an Adoption; while it wants pods but none of its
+own is Ready with an imageID, nothing is recorded (waiting-for-pods) and the next cycle decides.
+Registry errors never make either.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from enum import StrEnum
 from autorollout.annotations import format_recorded, parse_recorded
 from autorollout.registry.client import ManifestDigest
 from autorollout.registry.errors import RegistryError
+from reconciler.pods import PodReport
 from reconciler.records import ContainerSpec, Workload
 
 
@@ -32,6 +35,7 @@ class ContainerState(StrEnum):
     UP_TO_DATE = "up-to-date"
     WILL_ROLL = "will-roll"
     UNRECORDED = "unrecorded"
+    WAITING = "waiting-for-pods"
     ERROR = "error"
     PINNED = "pinned"
 
@@ -94,16 +98,32 @@ def recorded_digest(workload: Workload, container: ContainerSpec) -> str | None:
     return digest if image == container.image else None
 
 
+def scaled_to_zero(workload: Workload) -> bool:
+    """No pod is wanted (replicas 0, a DaemonSet scheduling none): nothing runs to ask."""
+    return workload.desired_pods == 0
+
+
 def needs_running_digests(workload: Workload, resolutions: Mapping[str, Resolution]) -> bool:
     """Whether adoption of this workload should ask its pods what they run."""
-    return any(
+    return not scaled_to_zero(workload) and any(
         isinstance(resolutions.get(c.name), ManifestDigest) and recorded_digest(workload, c) is None
         for c in workload.containers
     )
 
 
+def waiting_detail(pods: PodReport | None) -> str:
+    """Why adoption waits, in a few words: what the workload's own pods showed."""
+    if pods is None:
+        return "pods not read"
+    if pods.pods == 0:
+        return "no pod yet"
+    if pods.ready == 0:
+        return f"{pods.pods} pod(s), none Ready"
+    return f"{pods.ready} Ready pod(s), no imageID reported"
+
+
 def _verdict(
-    workload: Workload, container: ContainerSpec, resolution: Resolution | None, running: str | None
+    workload: Workload, container: ContainerSpec, resolution: Resolution | None, pods: PodReport | None
 ) -> ContainerVerdict:
     recorded = recorded_digest(workload, container)
     if resolution is None:
@@ -117,6 +137,11 @@ def _verdict(
     if recorded is not None:
         state = ContainerState.UP_TO_DATE if recorded == current else ContainerState.WILL_ROLL
         return ContainerVerdict(container, state, recorded, current)
+    if scaled_to_zero(workload):
+        return ContainerVerdict(container, ContainerState.UNRECORDED, None, current, detail="scaled to zero")
+    if pods is None or container.name not in pods.images:
+        return ContainerVerdict(container, ContainerState.WAITING, None, current, detail=waiting_detail(pods))
+    running = pods.images[container.name]
     if running is not None and running != current and running not in resolution.platform_digests:
         return ContainerVerdict(
             container, ContainerState.WILL_ROLL, None, current, running, detail="pods run another digest"
@@ -132,32 +157,32 @@ def _one_line(error: RegistryError) -> str:
 def plan_workload(
     workload: Workload,
     resolutions: Mapping[str, Resolution],
-    running: Mapping[str, str] | None = None,
+    pods: PodReport | None = None,
 ) -> WorkloadPlan:
-    """Decide for one workload; `resolutions` and `running` are keyed by container name."""
-    verdicts = tuple(
-        _verdict(workload, c, resolutions.get(c.name), (running or {}).get(c.name))
-        for c in workload.containers
-    )
+    """Decide for one workload; `resolutions` is keyed by container name, `pods` None when not read."""
+    verdicts = tuple(_verdict(workload, c, resolutions.get(c.name), pods) for c in workload.containers)
     errors = tuple(v for v in verdicts if v.state is ContainerState.ERROR)
     if workload.paused:
         return WorkloadPlan(workload, verdicts, None, skipped="Deployment is paused", errors=errors)
     names = {c.name for c in workload.containers}
     stale = tuple(sorted(name for name in workload.recorded if name not in names))
+    # A rollout restarts every pod, so containers waiting for pods are recorded at the digest they pull.
+    recordable = (ContainerState.WILL_ROLL, ContainerState.UNRECORDED, ContainerState.WAITING)
     records = {
         v.container.name: format_recorded(v.container.image, v.current)
         for v in verdicts
-        if v.current is not None and v.state in (ContainerState.WILL_ROLL, ContainerState.UNRECORDED)
+        if v.current is not None and v.state in recordable
     }
     changes = tuple(
         DigestChange(v.container.name, v.container.image, v.recorded or v.running, v.current)
         for v in verdicts
         if v.state is ContainerState.WILL_ROLL and v.current is not None
     )
+    waiting = any(v.state is ContainerState.WAITING for v in verdicts)
     action: Rollout | Adoption | None = None
     if changes:
         action = Rollout(changes, records, stale)
-    elif records:
+    elif records and not waiting:  # while no pod of its own can tell what runs, record nothing
         action = Adoption(records, stale)
     return WorkloadPlan(workload, verdicts, action, errors=errors)
 
@@ -165,8 +190,8 @@ def plan_workload(
 def plan_cycle(
     workloads: Sequence[Workload],
     resolutions: Mapping[tuple[str, str, str], Mapping[str, Resolution]],
-    running: Mapping[tuple[str, str, str], Mapping[str, str]] | None = None,
+    pods: Mapping[tuple[str, str, str], PodReport] | None = None,
 ) -> list[WorkloadPlan]:
     """Plan every workload; both mappings are keyed by `Workload.key`."""
-    running = running or {}
-    return [plan_workload(w, resolutions.get(w.key, {}), running.get(w.key)) for w in workloads]
+    pods = pods or {}
+    return [plan_workload(w, resolutions.get(w.key, {}), pods.get(w.key)) for w in workloads]

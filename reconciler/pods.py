@@ -1,17 +1,36 @@
-"""What a workload's pods run, for adoption only: the newest ready pod's `containerStatuses[].imageID`.
+"""What a workload's own pods run, for adoption only: `containerStatuses[].imageID` of its Ready pods.
 
-Steady-state cycles never call this: a workload whose digests are recorded is compared with its records.
+A pod counts only when its controller ownerReference leads to the workload (a Deployment's through the
+ReplicaSet `<name>-<pod-template-hash>` that the Deployment controls; a StatefulSet's or DaemonSet's
+directly, by uid), so a stranger's pod under an overlapping selector is never read. Steady-state cycles
+never call this: a workload whose digests are recorded is compared with its records.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from autorollout.kube import KubeClient, core_collection
 from reconciler.records import Workload
 
 _DIGEST_ALGORITHMS = ("sha256:", "sha384:", "sha512:")
+_TEMPLATE_HASH = "pod-template-hash"
+_REPLICASETS = "/apis/apps/v1/namespaces/{namespace}/replicasets"
+
+
+@dataclass(frozen=True, slots=True)
+class PodReport:
+    """What the workload's own pods say: how many there are, how many are Ready, and what runs.
+
+    `images` maps a container to the repo digest the newest Ready pod reporting a non-empty imageID for
+    it runs (None when that imageID is no registry digest); a container no Ready pod reports is absent.
+    """
+
+    pods: int = 0
+    ready: int = 0
+    images: Mapping[str, str | None] = field(default_factory=dict)
 
 
 def digest_of_image_id(image_id: str) -> str | None:
@@ -25,6 +44,43 @@ def digest_of_image_id(image_id: str) -> str | None:
     return digest
 
 
+def controller_of(obj: dict[str, Any]) -> dict[str, Any] | None:
+    """The ownerReference marked `controller: true`, if any."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or ():
+        if isinstance(ref, dict) and ref.get("controller") is True:
+            return ref
+    return None
+
+
+def controlled_replicasets(workload: Workload, replicasets: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """uid -> name of the ReplicaSets whose controller is this Deployment (by kind and uid)."""
+    found: dict[str, str] = {}
+    for rs in replicasets:
+        ref = controller_of(rs)
+        meta = rs.get("metadata") or {}
+        if ref and ref.get("kind") == "Deployment" and ref.get("uid") == workload.uid and meta.get("uid"):
+            found[str(meta["uid"])] = str(meta.get("name"))
+    return found
+
+
+def is_owned(workload: Workload, pod: dict[str, Any], replicasets: Mapping[str, str]) -> bool:
+    """Whether the pod's controller leads to `workload`; `replicasets` from `controlled_replicasets`."""
+    ref = controller_of(pod)
+    if ref is None or not workload.uid:
+        return False
+    if workload.kind != "Deployment":
+        return ref.get("kind") == workload.kind and ref.get("uid") == workload.uid
+    template_hash = ((pod.get("metadata") or {}).get("labels") or {}).get(_TEMPLATE_HASH)
+    uid = ref.get("uid")
+    return (
+        ref.get("kind") == "ReplicaSet"
+        and bool(template_hash)
+        and ref.get("name") == f"{workload.name}-{template_hash}"
+        and isinstance(uid, str)
+        and replicasets.get(uid) == ref.get("name")
+    )
+
+
 def _is_ready(pod: dict[str, Any]) -> bool:
     meta, status = pod.get("metadata") or {}, pod.get("status") or {}
     if meta.get("deletionTimestamp") or status.get("phase") != "Running":
@@ -32,36 +88,47 @@ def _is_ready(pod: dict[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ())
 
 
-def newest_ready_pod(pods: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
-    """The most recently created Running+Ready pod that is not being deleted."""
-    ready = [p for p in pods if isinstance(p, dict) and _is_ready(p)]
-    if not ready:
-        return None
-    return max(
-        ready,
-        key=lambda p: (str((p.get("metadata") or {}).get("creationTimestamp") or ""), p["metadata"]["name"]),
-    )
+def _created(pod: dict[str, Any]) -> tuple[str, str]:
+    meta = pod.get("metadata") or {}
+    return str(meta.get("creationTimestamp") or ""), str(meta.get("name") or "")
 
 
-def running_digests(pod: dict[str, Any]) -> dict[str, str]:
-    """Container name -> repo digest the kubelet reported, for containers and init containers."""
+def _reported_images(pod: dict[str, Any]) -> dict[str, str | None]:
+    """Container name -> repo digest (None: not a registry digest), for non-empty imageIDs only."""
     status = pod.get("status") or {}
-    found: dict[str, str] = {}
-    for field in ("initContainerStatuses", "containerStatuses"):
-        for entry in status.get(field) or ():
+    found: dict[str, str | None] = {}
+    for key in ("initContainerStatuses", "containerStatuses"):
+        for entry in status.get(key) or ():
             name, image_id = entry.get("name"), entry.get("imageID")
-            if isinstance(name, str) and isinstance(image_id, str):
-                digest = digest_of_image_id(image_id)
-                if digest is not None:
-                    found[name] = digest
+            if isinstance(name, str) and isinstance(image_id, str) and image_id:
+                found[name] = digest_of_image_id(image_id)
     return found
 
 
-async def fetch_running_digests(kube: KubeClient, workload: Workload) -> dict[str, str]:
-    """What the newest ready pod of `workload` runs; empty when it has no ready pod (or no selector)."""
+def pod_report(
+    workload: Workload, pods: Iterable[dict[str, Any]], replicasets: Mapping[str, str] | None = None
+) -> PodReport:
+    """What `workload`'s own pods among `pods` report; the newest Ready pod speaks per container."""
+    owned = [p for p in pods if isinstance(p, dict) and is_owned(workload, p, replicasets or {})]
+    ready = sorted((p for p in owned if _is_ready(p)), key=_created, reverse=True)
+    images: dict[str, str | None] = {}
+    for pod in ready:
+        for name, digest in _reported_images(pod).items():
+            images.setdefault(name, digest)
+    return PodReport(pods=len(owned), ready=len(ready), images=images)
+
+
+async def read_pods(kube: KubeClient, workload: Workload) -> PodReport:
+    """List the pods under the workload's selector (and a Deployment's ReplicaSets) and report its own."""
     selector = workload.label_selector()
     if not selector:
-        return {}
-    listing = await kube.list(core_collection("pods", workload.namespace), {"labelSelector": selector})
-    pod = newest_ready_pod(listing.get("items") or ())
-    return running_digests(pod) if pod is not None else {}
+        return PodReport()
+    query = {"labelSelector": selector}
+    listing = await kube.list(core_collection("pods", workload.namespace), query)
+    pods = listing.get("items") or ()
+    replicasets: dict[str, str] = {}
+    if workload.kind == "Deployment" and pods:
+        # The ReplicaSets carry the template's labels, so the Deployment's selector finds them.
+        found = await kube.list(_REPLICASETS.format(namespace=workload.namespace), query)
+        replicasets = controlled_replicasets(workload, found.get("items") or ())
+    return pod_report(workload, pods, replicasets)

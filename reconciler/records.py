@@ -61,6 +61,9 @@ class Workload:
     has_annotations: bool
     has_template_metadata: bool
     has_template_annotations: bool
+    # Pods the workload wants: spec.replicas, or a DaemonSet's status.desiredNumberScheduled (None: not
+    # reported yet). Zero means nothing runs, so adoption needs no pod to tell what runs.
+    desired_pods: int | None = None
 
     @property
     def key(self) -> WorkloadKey:
@@ -116,6 +119,14 @@ def _selector(spec: dict[str, Any]) -> tuple[tuple[tuple[str, str], ...], tuple[
     return labels, expressions
 
 
+def _desired_pods(kind: str, obj: dict[str, Any]) -> int | None:
+    if kind == "DaemonSet":
+        desired = (obj.get("status") or {}).get("desiredNumberScheduled")
+        return desired if isinstance(desired, int) else None
+    replicas = (obj.get("spec") or {}).get("replicas", 1)  # the API server defaults it to 1
+    return replicas if isinstance(replicas, int) else None
+
+
 def parse_workload(kind: str, obj: dict[str, Any]) -> Workload:
     """Project one raw workload object; raises RecordError when it lacks identity or a pod template."""
     meta = obj.get("metadata") or {}
@@ -157,4 +168,5 @@ def parse_workload(kind: str, obj: dict[str, Any]) -> Workload:
         has_annotations=isinstance(annotations, dict),
         has_template_metadata=isinstance(template_meta, dict),
         has_template_annotations=isinstance(template_annotations, dict),
+        desired_pods=_desired_pods(kind, obj),
     )

@@ -41,9 +41,12 @@ def short_digest(digest: str | None, *, full: bool = False) -> str:
 
 
 def state_text(verdict: ContainerVerdict, skipped: str | None = None) -> str:
-    """`up-to-date`, `will-roll`, `unrecorded`, `pinned` or `error: <one line>`; a skip is prefixed."""
+    """`up-to-date`, `will-roll`, `unrecorded`, `waiting-for-pods (why)`, `pinned` or `error: <one line>`;
+    a skip is prefixed."""
     if verdict.state is ContainerState.ERROR:
         text = f"error: {' '.join(verdict.detail.split())}"
+    elif verdict.state is ContainerState.WAITING:
+        text = f"{verdict.state} ({verdict.detail})"
     elif verdict.state is ContainerState.WILL_ROLL and verdict.recorded is None and verdict.running:
         text = "will-roll (pods run another digest)"
     else:
@@ -109,6 +112,10 @@ def describe_cycle(report: CycleReport) -> list[str]:
         if plan.skipped:
             lines.append(_line("skipped", plan, plan.skipped))
         action = plan.action
+        for verdict in plan.verdicts if action is None and not plan.skipped else ():
+            if verdict.state is ContainerState.WAITING:
+                text = f"container {verdict.container.name}: {verdict.detail}; nothing recorded"
+                lines.append(_line("waiting", plan, f"{text}, the next cycle decides"))
         if isinstance(action, Rollout):
             for c in action.changes:
                 text = f"container {c.container} ({c.image}): {c.old or 'unrecorded'} -> {c.new}"

@@ -30,8 +30,9 @@ class TtlCache(Generic[K, V]):
         self._clock = clock
         self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
 
-    def get(self, key: K) -> V | None:
-        """The value stored under `key` if it has not expired yet."""
+    def get(self, key: K, *, stored_after: float | None = None) -> V | None:
+        """The value stored under `key` if it has not expired yet (and, given `stored_after`, was stored
+        at or after that time on the cache's clock; an older entry is kept for other callers)."""
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -39,15 +40,18 @@ class TtlCache(Generic[K, V]):
         if expires_at <= self._clock():
             del self._entries[key]
             return None
+        if stored_after is not None and expires_at - self.ttl < stored_after:
+            return None
         return value
 
-    def put(self, key: K, value: V) -> None:
+    def put(self, key: K, value: V, *, at: float | None = None) -> None:
+        """Store `value`; `at` (default now) is when it was true, and the TTL counts from there."""
         if self.ttl == 0:
             return
         self._entries.pop(key, None)
         while len(self._entries) >= self._max_entries:
             self._entries.popitem(last=False)
-        self._entries[key] = (self._clock() + self.ttl, value)
+        self._entries[key] = ((self._clock() if at is None else at) + self.ttl, value)
 
     def discard(self, key: K) -> None:
         self._entries.pop(key, None)

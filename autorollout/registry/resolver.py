@@ -4,6 +4,12 @@ Lookups are keyed by (repository_key, credential fingerprint, platforms). A key 
 TTL cache (successes only), else by the one in-flight task for it, which concurrent callers share;
 tasks run under a per-registry concurrency limit.
 
+Freshness: `resolve_many(fresh_after=t)` (t on `now()`'s clock) accepts only cache entries whose lookup
+started at or after t, so a reconcile cycle passing its own start time sees every push made before it
+began, while still asking once per unique image within the cycle. A lookup still in flight is shared
+whatever its age: a registry slower than the cycle is not asked again by every cycle, and a later
+cycle gets its answer (which the cache then keeps as of when it was asked).
+
 Time budget: `resolve_many(timeout=...)` reports a LookupTimeoutError for what did not finish in
 time, but does not cancel the shared task: it keeps running (bounded by the client's own timeouts
 and retries) and fills the cache, so the next caller (a webhook retry, the next cycle) finds the
@@ -71,6 +77,10 @@ class DigestResolver:
         self._semaphores: dict[str, asyncio.Semaphore] = {}
         self._inflight: dict[CacheKey, asyncio.Task[LookupResult]] = {}
 
+    def now(self) -> float:
+        """The resolver's clock, the one `fresh_after` is measured on."""
+        return self._clock()
+
     async def resolve(
         self,
         lookup: Lookup,
@@ -90,8 +100,12 @@ class DigestResolver:
         *,
         timeout: float | None = None,  # noqa: ASYNC109 (shared lookups outlive it, see module doc)
         platforms: bool = False,
+        fresh_after: float | None = None,
     ) -> dict[Lookup, LookupResult]:
-        """Resolve every lookup (each unique key once); failures are returned, not raised."""
+        """Resolve every lookup (each unique key once); failures are returned, not raised.
+
+        `fresh_after`: ignore cached answers to lookups that started before this `now()`.
+        """
         results: dict[Lookup, LookupResult] = {}
         waiting: dict[Lookup, asyncio.Task[LookupResult]] = {}
         for lookup in dict.fromkeys(lookups):
@@ -100,7 +114,7 @@ class DigestResolver:
                 results[lookup] = ManifestDigest(digest=ref.digest, media_type="")
                 continue
             key = lookup.key(platforms)
-            cached = self.cache.get(key)
+            cached = self.cache.get(key, stored_after=fresh_after)
             if cached is not None:
                 self._note_cache("hit")
                 results[lookup] = cached
@@ -135,7 +149,7 @@ class DigestResolver:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def _start(self, key: CacheKey, lookup: Lookup, platforms: bool) -> asyncio.Task[LookupResult]:
-        task = asyncio.create_task(self._run(key, lookup, platforms), name=f"resolve {key[0]}")
+        task = asyncio.create_task(self._run(key, lookup, platforms, self._clock()), name=f"resolve {key[0]}")
         self._inflight[key] = task
 
         def forget(done: asyncio.Task[LookupResult]) -> None:
@@ -145,7 +159,7 @@ class DigestResolver:
         task.add_done_callback(forget)
         return task
 
-    async def _run(self, key: CacheKey, lookup: Lookup, platforms: bool) -> LookupResult:
+    async def _run(self, key: CacheKey, lookup: Lookup, platforms: bool, since: float) -> LookupResult:
         ref = lookup.reference
         semaphore = self._semaphores.get(ref.api_host)
         if semaphore is None:
@@ -166,7 +180,8 @@ class DigestResolver:
                 )
             if self._on_lookup is not None:
                 self._on_lookup(ref.registry, self._clock() - started)
-        self.cache.put(key, result)
+        # Stored as of when the lookup started: an answer is no fresher than the request that got it.
+        self.cache.put(key, result, at=since)
         return result
 
     def _note_cache(self, outcome: str) -> None:

@@ -1,16 +1,22 @@
-"""Helpers for the reconciler's e2e tests: manifests, kubectl reads, the CLI as a real process."""
+"""Helpers for the reconciler's e2e tests: manifests, kubectl reads, the CLI as a real process, the
+reconciler in-process, and pod status as a kubelet would write it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from autorollout.cli.reconcile import open_reconciler
+from autorollout.config import Config
+from reconciler.loop import Reconciler
 
 # One polling helper for all e2e tests (the reconciler tests import it from here too).
 from tests.e2e.webhook_process import wait_for
@@ -94,6 +100,16 @@ def wait_replicasets(cluster: LocalCluster, namespace: str, app: str, count: int
     )
 
 
+def running_image_ids(cluster: LocalCluster, namespace: str, app: str) -> set[str]:
+    """imageIDs of the app's live Running pods (none while any pod is pending or terminating)."""
+    pods = list_items(cluster, "pods", namespace, f"app={app}")
+    if not pods or any(
+        p["metadata"].get("deletionTimestamp") or p["status"].get("phase") != "Running" for p in pods
+    ):
+        return set()
+    return {s["imageID"] for p in pods for s in p["status"].get("containerStatuses") or ()}
+
+
 def write_config(path: Path, namespaces: Sequence[str] | None, **extra: Any) -> Path:
     """A config file for the CLI; `namespaces=None` leaves the scope to its default."""
     # Port 0: processes of parallel tests must not fight over the probe server's port.
@@ -166,3 +182,50 @@ def start_cli(
         return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=cli_env(**env))
     finally:
         log.close()
+
+
+def config_for(namespace: str, **extra: Any) -> Config:
+    """A config for an in-process Reconciler scoped to `namespace`."""
+    return Config.model_validate({"reconciler": {"namespaces": [namespace]}, **extra})
+
+
+def with_reconciler(
+    cluster: LocalCluster,
+    config: Config,
+    body: Callable[[Reconciler], Awaitable[Any]],
+    *,
+    watch: bool = False,
+) -> Any:
+    """Run `body` with a started in-process Reconciler (cache filled; watches only with `watch`)."""
+
+    async def main() -> Any:
+        async with open_reconciler(config, str(cluster.kubeconfig)) as reconciler:
+            await reconciler.start(watch=watch)
+            return await body(reconciler)
+
+    return asyncio.run(main())
+
+
+def make_pods_run(cluster: LocalCluster, namespace: str, app: str, image_id: str) -> None:
+    """Do what a kubelet would: mark the workload's pods Running and Ready with `image_id`."""
+    pods = wait_for(f"pods of {app}", lambda: list_items(cluster, "pods", namespace, f"app={app}"))
+    for pod in pods:
+        container = pod["spec"]["containers"][0]
+        status = {
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "containerStatuses": [
+                {
+                    "name": container["name"],
+                    "image": container["image"],
+                    "imageID": image_id,
+                    "ready": True,
+                    "restartCount": 0,
+                    "state": {"running": {"startedAt": "2025-01-01T00:00:00Z"}},
+                }
+            ],
+        }
+        cluster.kubectl(
+            "patch", "pod", pod["metadata"]["name"], "-n", namespace, "--subresource=status",
+            "--type=merge", "-p", json.dumps({"status": status}),
+        )  # fmt: skip

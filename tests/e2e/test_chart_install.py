@@ -137,6 +137,9 @@ def test_default_install_is_accepted_and_least_privileged(release: Release) -> N
     assert not release.can_i("delete", "pods", ns)
     assert not release.can_i("create", "pods", ns)
     assert not release.can_i("patch", "pods", ns)
+    assert release.can_i("list", "replicasets.apps", ns)
+    assert not release.can_i("patch", "replicasets.apps", ns)
+    assert not release.can_i("watch", "replicasets.apps", ns)
     assert release.can_i("create", "events", ns)
     assert not release.can_i("delete", "events", ns)
     assert release.can_i("get", "secrets", ns)
@@ -164,6 +167,7 @@ def test_default_install_is_accepted_and_least_privileged(release: Release) -> N
         "statefulsets.apps": workload_verbs,
         "daemonsets.apps": workload_verbs,
         "pods": {"get", "list"},
+        "replicasets.apps": {"list"},
         "events": {"create", "patch"},
         "secrets": {"get"},
     }
@@ -295,6 +299,17 @@ def test_existing_secret_mode_takes_the_ca_from_the_secret(release: Release) -> 
     assert webhook is not None
     assert base64.b64decode(webhook["webhooks"][0]["clientConfig"]["caBundle"]) == ca_cert
     assert release.cluster.api_get(f"/api/v1/namespaces/{ns}/secrets/{FULLNAME}-webhook-tls") is None
+
+
+def test_upstream_default_values_install_unchanged(release: Release) -> None:
+    release.install(["upstream-default-values.yaml"])  # its disabled custom CA entry is all nulls
+    assert_accepted_strictly(release)
+    deployment = release.cluster.api_get(
+        f"/apis/apps/v1/namespaces/{release.namespace}/deployments/{FULLNAME}"
+    )
+    assert deployment is not None
+    volumes = [v["name"] for v in deployment["spec"]["template"]["spec"]["volumes"]]
+    assert not [v for v in volumes if v.startswith("custom-ca-")]
 
 
 def test_upstream_values_install_unchanged(release: Release) -> None:

@@ -15,6 +15,7 @@ from tests.e2e.reconciler_helpers import (
     events,
     list_items,
     run_cli,
+    running_image_ids,
     wait_for,
     wait_replicasets,
     workload,
@@ -22,6 +23,7 @@ from tests.e2e.reconciler_helpers import (
 )
 from tests.e2e.webhook_process import get
 from tests.harness.cluster import LocalCluster
+from tests.harness.kubelet import image_id
 from tests.harness.registry import LocalRegistry
 
 pytestmark = pytest.mark.e2e
@@ -133,7 +135,8 @@ def test_dry_run_prints_the_plan_and_changes_nothing(
     image = f"{registry.host}/{unique_repo}:latest"
     v1 = registry.push_image(unique_repo, "latest", seed=31)
     apply(cluster, workload("Deployment", "moved", namespace, [("app", image)], recorded={"app": v1}))
-    apply(cluster, workload("Deployment", "fresh", namespace, [("app", image)]))
+    # Scaled to zero: nothing runs, so it is adopted at the registry's digest without asking pods.
+    apply(cluster, workload("Deployment", "fresh", namespace, [("app", image)], replicas=0))
     v2 = registry.push_image(unique_repo, "latest", seed=32)
     before = {
         n: get(cluster, "Deployment", namespace, n)["metadata"]["resourceVersion"] for n in ("moved", "fresh")
@@ -163,13 +166,16 @@ def test_dry_run_needs_once(cluster: LocalCluster, tmp_path: Path) -> None:
 
 
 def test_adoption_records_without_rolling_out(
-    cluster: LocalCluster, registry: LocalRegistry, namespace: str, unique_repo: str, tmp_path: Path
+    cluster: LocalCluster, registry: LocalRegistry, running_namespace: str, unique_repo: str, tmp_path: Path
 ) -> None:
+    namespace = running_namespace
     image = f"{registry.host}/{unique_repo}:latest"
     digest = registry.push_image(unique_repo, "latest", seed=41)
     # Created before kube-autorollout was installed (or with the webhook down): nothing recorded.
     apply(cluster, workload("Deployment", "legacy", namespace, [("app", image)]))
     wait_replicasets(cluster, namespace, "legacy", 1)
+    running = {image_id(image, digest)}
+    wait_for("a Running pod", lambda: running_image_ids(cluster, namespace, "legacy") == running)
     template = get(cluster, "Deployment", namespace, "legacy")["spec"]["template"]
     config = write_config(tmp_path / "config.yaml", [namespace])
 
@@ -224,7 +230,7 @@ def test_status_table(
     image = f"{registry.host}/{unique_repo}:latest"
     v1 = registry.push_image(unique_repo, "latest", seed=61)
     apply(cluster, workload("Deployment", "api", namespace, [("app", image)], recorded={"app": v1}))
-    apply(cluster, workload("StatefulSet", "db", namespace, [("db", image)]))
+    apply(cluster, workload("StatefulSet", "db", namespace, [("db", image)], replicas=0))
     apply(
         cluster, workload("DaemonSet", "agent", namespace, [("agent", f"{registry.host}/{unique_repo}:nope")])
     )

@@ -13,9 +13,9 @@ from tests.e2e.reconciler_helpers import (
     DIGEST_PREFIX,
     apply,
     events,
-    list_items,
     replicaset_count,
     run_cli,
+    running_image_ids,
     wait_for,
     workload,
     write_config,
@@ -35,16 +35,6 @@ def webhook(cluster: LocalCluster, tmp_path: Path) -> Iterator[WebhookProcess]:
         yield process
     finally:
         assert process.stop() == 0, process.log_text()[-3000:]
-
-
-def running_image_ids(cluster: LocalCluster, namespace: str, app: str) -> set[str]:
-    """imageIDs of the app's live Running pods (none while any pod is pending or terminating)."""
-    pods = list_items(cluster, "pods", namespace, f"app={app}")
-    if not pods or any(
-        p["metadata"].get("deletionTimestamp") or p["status"].get("phase") != "Running" for p in pods
-    ):
-        return set()
-    return {s["imageID"] for p in pods for s in p["status"].get("containerStatuses") or ()}
 
 
 def test_webhook_records_node_runs_reconciler_rolls_out(

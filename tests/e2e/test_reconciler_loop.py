@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 
-from autorollout.cli.reconcile import open_reconciler
-from autorollout.config import Config
 from reconciler.act import Result
 from reconciler.loop import CycleReport, Reconciler
 from reconciler.plan import WorkloadPlan
@@ -19,10 +16,11 @@ from tests.e2e.reconciler_helpers import (
     DIGEST_PREFIX,
     RESTARTED_AT,
     apply,
+    config_for,
     events,
-    list_items,
-    wait_for,
+    make_pods_run,
     wait_replicasets,
+    with_reconciler,
     workload,
 )
 from tests.e2e.webhook_process import get
@@ -30,25 +28,6 @@ from tests.harness.cluster import LocalCluster
 from tests.harness.registry import LocalRegistry
 
 pytestmark = pytest.mark.e2e
-
-
-def config_for(namespace: str, **extra: Any) -> Config:
-    return Config.model_validate({"reconciler": {"namespaces": [namespace]}, **extra})
-
-
-def with_reconciler(
-    cluster: LocalCluster,
-    config: Config,
-    body: Callable[[Reconciler], Awaitable[Any]],
-    *,
-    watch: bool = False,
-) -> Any:
-    async def main() -> Any:
-        async with open_reconciler(config, str(cluster.kubeconfig)) as reconciler:
-            await reconciler.start(watch=watch)
-            return await body(reconciler)
-
-    return asyncio.run(main())
 
 
 def test_one_moved_image_of_several_containers_is_one_patch(
@@ -192,9 +171,10 @@ def test_watch_fed_cache_needs_no_api_requests_in_a_steady_cycle(
     async def scenario(r: Reconciler) -> list[CycleReport]:
         reports = [await r.run_cycle()]
         # Created after the start: it arrives through the watch, not a LIST.
-        await asyncio.to_thread(apply, cluster, workload("StatefulSet", "late", namespace, [("app", image)]))
+        late = workload("StatefulSet", "late", namespace, [("app", image)], replicas=0)
+        await asyncio.to_thread(apply, cluster, late)
         await _until(lambda: len(r.cache) == 2)
-        reports.append(await r.run_cycle())  # adopts "late"
+        reports.append(await r.run_cycle())  # adopts "late" (scaled to zero: no pod to ask)
         await _until(lambda: all(w.recorded for w in r.cache.workloads()))
         reports.append(await r.run_cycle())  # steady state
         # Unlabeling removes a workload from scope (the watch reports it as deleted).
@@ -208,7 +188,7 @@ def test_watch_fed_cache_needs_no_api_requests_in_a_steady_cycle(
     reports: list[CycleReport] = with_reconciler(cluster, config_for(namespace), scenario, watch=True)
 
     assert [r.workloads for r in reports] == [1, 2, 2, 1]
-    assert [o.result for o in reports[1].outcomes] == [Result.ADOPTED]  # (asked its pods, patched)
+    assert [o.result for o in reports[1].outcomes] == [Result.ADOPTED]
     assert reports[2].api_requests == {}  # steady state: no LIST, no GET, nothing; the cache answered
     assert reports[3].api_requests == {}
 
@@ -220,38 +200,13 @@ async def _until(check: Callable[[], bool]) -> None:
             await asyncio.sleep(0.05)
 
 
-def _make_pods_run(cluster: LocalCluster, namespace: str, app: str, image_id: str) -> None:
-    """Do what a kubelet would: mark the workload's pods Running and Ready with `image_id`."""
-    pods = wait_for(f"pods of {app}", lambda: list_items(cluster, "pods", namespace, f"app={app}"))
-    for pod in pods:
-        container = pod["spec"]["containers"][0]
-        status = {
-            "phase": "Running",
-            "conditions": [{"type": "Ready", "status": "True"}],
-            "containerStatuses": [
-                {
-                    "name": container["name"],
-                    "image": container["image"],
-                    "imageID": image_id,
-                    "ready": True,
-                    "restartCount": 0,
-                    "state": {"running": {"startedAt": "2025-01-01T00:00:00Z"}},
-                }
-            ],
-        }
-        cluster.kubectl(
-            "patch", "pod", pod["metadata"]["name"], "-n", namespace, "--subresource=status",
-            "--type=merge", "-p", json.dumps({"status": status}),
-        )  # fmt: skip
-
-
 def test_adoption_rolls_out_when_the_pods_run_an_older_digest(
     cluster: LocalCluster, registry: LocalRegistry, namespace: str, unique_repo: str
 ) -> None:
     image = f"{registry.host}/{unique_repo}:latest"
     v1, _ = registry.push_index(unique_repo, "latest", seed=12)
     apply(cluster, workload("Deployment", "stale", namespace, [("app", image)]))  # nothing recorded
-    _make_pods_run(cluster, namespace, "stale", f"{image.rsplit(':', 1)[0]}@{v1}")
+    make_pods_run(cluster, namespace, "stale", f"{image.rsplit(':', 1)[0]}@{v1}")
     v2, _ = registry.push_index(unique_repo, "latest", seed=13)
 
     report: CycleReport = with_reconciler(cluster, config_for(namespace), lambda r: r.run_cycle())
@@ -271,7 +226,7 @@ def test_adoption_without_rollout_when_pods_run_a_platform_digest_of_the_index(
     index, platforms = registry.push_index(unique_repo, "latest", seed=14)
     apply(cluster, workload("Deployment", "current", namespace, [("app", image)]))
     running = next(iter(platforms.values()))
-    _make_pods_run(cluster, namespace, "current", f"docker-pullable://{image.rsplit(':', 1)[0]}@{running}")
+    make_pods_run(cluster, namespace, "current", f"docker-pullable://{image.rsplit(':', 1)[0]}@{running}")
 
     report: CycleReport = with_reconciler(cluster, config_for(namespace), lambda r: r.run_cycle())
 

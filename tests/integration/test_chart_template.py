@@ -36,6 +36,7 @@ WORKLOAD_RULES = [
         "verbs": ["get", "list", "watch", "patch"],
     },
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+    {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["list"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
 ]
 SECRETS_RULE = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}
@@ -342,6 +343,24 @@ def test_custom_ca_certificates_are_mounted_and_wired_into_the_config() -> None:
         "/etc/secrets/ca/custom-ca-01.crt",
         "/etc/secrets/ca/custom-ca-02.crt",
     ]
+
+
+def test_upstream_default_values_render_and_skip_the_disabled_null_ca_entry() -> None:
+    # Upstream's own values.yaml, unchanged: one custom CA entry of nulls, `enabled: false`.
+    objects = render(["upstream-default-values.yaml"])
+    volumes = [v["name"] for v in pod_spec(objects)["volumes"]]
+    assert not [v for v in volumes if v.startswith("custom-ca-")]
+    assert not [m for m in container(objects)["volumeMounts"] if m["name"].startswith("custom-ca-")]
+    config = rendered_config(objects)
+    assert config.tls.ca_certificate_paths == []
+    assert config.cron_schedule == "*/45 * * * * *"
+    assert config.webserver.port == 8080
+
+
+def test_the_null_ca_entry_is_refused_once_enabled() -> None:
+    with pytest.raises(HelmError) as caught:
+        render(["upstream-default-values.yaml"], {"config.tls.customCaCertificates.enabled": "true"})
+    assert "customCaCertificates" in caught.value.stderr
 
 
 def test_upstream_feature_flags_reach_the_config() -> None:

@@ -167,3 +167,28 @@ def test_pinned_references_cost_nothing(registry_plain: LocalRegistry, unique_re
 
     asyncio.run(scenario())
     assert registry_plain.request_count(path_substring=unique_repo) == 0
+
+
+def test_fresh_after_sees_a_push_the_cache_would_hide_and_asks_once(
+    registry_plain: LocalRegistry, unique_repo: str
+) -> None:
+    clock = Clock()
+    lookup = Lookup(parse_image_reference(f"{registry_plain.host}/{unique_repo}:v1"))
+    first = registry_plain.push_image(unique_repo, "v1", seed=4)
+
+    async def scenario() -> None:
+        async with client_for(registry_plain) as client:
+            resolver = DigestResolver(client, cache_ttl=60, per_registry_limit=4, clock=clock)
+            assert (await resolver.resolve(lookup)).digest == first  # cycle 1 (or the webhook)
+            moved = registry_plain.push_image(unique_repo, "v1", seed=5)
+            clock.now += 3  # the next cycle starts: entries stored before it are not believed
+            cycle = resolver.now()
+            got = await resolver.resolve_many([lookup, lookup], fresh_after=cycle)
+            assert got[lookup] == (await resolver.resolve_many([lookup], fresh_after=cycle))[lookup]
+            found = got[lookup]
+            assert isinstance(found, ManifestDigest)
+            assert found.digest == moved
+            assert registry_plain.request_count("HEAD", unique_repo) == 2  # one per cycle, not per call
+            assert (await resolver.resolve(lookup)).digest == moved  # the webhook gets the fresh entry
+
+    asyncio.run(scenario())

@@ -107,3 +107,16 @@ def test_all_namespace_scope_has_one_stream_per_kind() -> None:
     cache.apply_event("DaemonSet", "ADDED", workload_object(kind="DaemonSet", namespace="x", name="d"))
     cache.apply_event("DaemonSet", "ADDED", workload_object(kind="DaemonSet", namespace="y", name="d"))
     assert sorted(w.namespace for w in cache.workloads()) == ["x", "y"]
+
+
+def test_desired_pods_from_replicas_or_the_daemonset_status() -> None:
+    obj = workload_object()
+    assert parse_workload("Deployment", obj).desired_pods == 1  # the API server's default
+    obj["spec"]["replicas"] = 0
+    assert parse_workload("Deployment", obj).desired_pods == 0
+    assert parse_workload("StatefulSet", workload_object(kind="StatefulSet")).desired_pods == 1
+    daemonset = workload_object(kind="DaemonSet")
+    daemonset["spec"]["replicas"] = 3  # not a DaemonSet field: ignored
+    assert parse_workload("DaemonSet", daemonset).desired_pods is None  # not reported yet
+    daemonset["status"] = {"desiredNumberScheduled": 0}
+    assert parse_workload("DaemonSet", daemonset).desired_pods == 0

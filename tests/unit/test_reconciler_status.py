@@ -8,6 +8,7 @@ from autorollout.registry.errors import UnauthorizedError
 from reconciler.act import Outcome, Result
 from reconciler.loop import CycleReport
 from reconciler.plan import plan_workload
+from reconciler.pods import PodReport
 from reconciler.records import parse_workload
 from reconciler.status import describe_cycle, format_table, short_digest, status_rows
 from tests.unit.reconciler_objects import D1, D2, IMAGE, SIDECAR, manifest, workload_object
@@ -32,7 +33,7 @@ def plans():  # type: ignore[no-untyped-def]
     )
     error = UnauthorizedError("401 from registry\n(check credentials)", reference=IMAGE)
     return [
-        plan_workload(moved, {"app": manifest(D2), "side": manifest(D1)}),
+        plan_workload(moved, {"app": manifest(D2), "side": manifest(D1)}, PodReport(1, 1, {"side": D1})),
         plan_workload(broken, {"app": error}),
     ]
 
@@ -82,6 +83,20 @@ def test_paused_rows_say_so() -> None:
     )
     rows = status_rows([plan_workload(paused, {"app": manifest(D2)})])
     assert rows[0].state == "skipped, deployment is paused (will-roll)"
+
+
+def test_waiting_for_pods_is_a_state_and_a_report_line() -> None:
+    fresh = parse_workload("Deployment", workload_object(name="fresh"))
+    plan = plan_workload(fresh, {"app": manifest(D2)}, PodReport(pods=2, ready=0))
+    [row] = status_rows([plan])
+    assert row.state == "waiting-for-pods (2 pod(s), none Ready)"
+    assert row.registry == D2
+    lines = describe_cycle(CycleReport(dry_run=False, workloads=1, unique_images=1, plans=[plan]))
+    assert lines[0] == (
+        f"{'waiting':<15} ns/deployment/fresh: container app: 2 pod(s), none Ready; "
+        "nothing recorded, the next cycle decides"
+    )
+    assert "recorded 0" in lines[-1]
 
 
 def test_dry_run_report_lines() -> None:

@@ -191,3 +191,15 @@ def test_ttl_cache_expiry_eviction_and_zero_ttl() -> None:
     assert off.get("a") is None
     with pytest.raises(ValueError, match="negative"):
         TtlCache(-1)
+
+
+def test_ttl_cache_stored_after_hides_older_entries_from_that_caller_only() -> None:
+    clock = Clock()
+    cache: TtlCache[str, int] = TtlCache(10, clock=clock)
+    cache.put("a", 1, at=2.0)  # a lookup that started at 2 and ended now (5)
+    clock.now = 5
+    assert cache.get("a", stored_after=2.0) == 1
+    assert cache.get("a", stored_after=3.0) is None  # started before the caller's cut-off
+    assert cache.get("a") == 1  # kept for callers without one
+    clock.now = 12.0
+    assert cache.get("a") is None  # the TTL counts from when the answer was true

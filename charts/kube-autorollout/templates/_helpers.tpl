@@ -211,6 +211,10 @@ imagePullSecrets workloads name (optional).
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list"]
+{{- /* Adoption reads a Deployment's ReplicaSets to tell its own pods from a stranger's. */}}
+- apiGroups: ["apps"]
+  resources: ["replicasets"]
+  verbs: ["list"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
