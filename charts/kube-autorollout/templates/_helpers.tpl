@@ -193,6 +193,7 @@ two different Secrets share, gets a generated name instead.
     "enableJfrogArtifactoryFallback" $c.featureFlags.enableJfrogArtifactoryFallback
     "enableKubectlAnnotation" $c.featureFlags.enableKubectlAnnotation)
   "digestCacheTtlSeconds" $c.digestCacheTtlSeconds
+  "lookupTimeoutSeconds" $c.lookupTimeoutSeconds
   "webhook" $webhook
   "reconciler" $reconciler
   "leaderElection" $leader }}
