@@ -27,7 +27,7 @@ from autorollout.registry.errors import (
     UnauthorizedError,
     UnreachableError,
 )
-from autorollout.registry.resolver import Lookup
+from autorollout.registry.resolver import Lookup, LookupRefusedError
 from webhook.messages import warning
 from webhook.mutation import AdmissionPlan, Decision, decide, plan_admission
 from webhook.policy import PullPolicyMode, offenders
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 INTERNAL_ERROR_WARNING: Final = warning("internal error, admitted unchanged (see the webhook's log)")
 _MIN_LOOKUP_SECONDS: Final = 0.05
+DEFAULT_MAX_IMAGES: Final = 100
 
 PullSecrets = Sequence[Mapping[str, RegistryCredentials]]
 
@@ -73,6 +74,7 @@ _REASONS: Final[tuple[tuple[type[RegistryError], str], ...]] = (
     (RateLimitedError, "rate limited"),
     (UnreachableError, "registry unreachable"),
     (RegistryTlsError, "registry TLS error"),
+    (LookupRefusedError, "webhook busy, too many lookups in flight"),
 )
 
 
@@ -97,12 +99,14 @@ class AdmissionReviewer:
         mode: PullPolicyMode = PullPolicyMode.MUTATE,
         lookup_budget: float = 2.0,
         pull_secrets: PullSecretSource | None = None,
+        max_images: int = DEFAULT_MAX_IMAGES,
     ) -> None:
         self.resolver = resolver
         self.credentials = credentials
         self.mode = mode
         self.lookup_budget = lookup_budget
         self.pull_secrets = pull_secrets
+        self.max_images = max(0, max_images)
         self._outcomes = {
             name: ADMISSION_REQUESTS.labels(name) for name in ("unchanged", "patched", "denied")
         }
@@ -158,12 +162,19 @@ class AdmissionReviewer:
         if plan.pull_secret_names:
             secrets, warnings = await self._read_pull_secrets(request.namespace, plan.pull_secret_names)
         by_container: dict[str, Lookup] = {}
+        unique: set[Lookup] = set()
         for container in containers:
             ref = container.reference
             assert ref is not None  # plan.lookups has valid references only
-            by_container[container.name] = Lookup(ref, self.credentials.lookup(ref.registry, secrets))
+            lookup = Lookup(ref, self.credentials.lookup(ref.registry, secrets))
+            # What one review may start is bounded: beyond it, admitted without a baseline.
+            if lookup not in unique and len(unique) >= self.max_images:
+                failures[container.name] = f"over {self.max_images} images in one request, not looked up"
+                continue
+            unique.add(lookup)
+            by_container[container.name] = lookup
         timeout = max(_MIN_LOOKUP_SECONDS, deadline - time.monotonic())
-        results = await self.resolver.resolve_many(by_container.values(), timeout=timeout)
+        results = await self.resolver.resolve_many(unique, timeout=timeout)
         for name, lookup in by_container.items():
             result = results.get(lookup)
             if isinstance(result, ManifestDigest):
