@@ -114,9 +114,11 @@ class AdmissionReviewer:
 
     async def review(self, body: bytes) -> bytes:
         """The response body for a review body; raises ReviewError when the body is malformed."""
+        # The budget runs from arrival: parsing a large review is part of what the API server waits for.
+        deadline = time.monotonic() + self.lookup_budget
         request = parse_review(body)
         try:
-            return await self._answer(request)
+            return await self._answer(request, deadline)
         except ReviewError:
             raise
         except Exception:
@@ -125,7 +127,7 @@ class AdmissionReviewer:
             self._internal_errors.inc()
             return allowed_response(request.uid, warnings=[INTERNAL_ERROR_WARNING])
 
-    async def _answer(self, request: AdmissionRequest) -> bytes:
+    async def _answer(self, request: AdmissionRequest, deadline: float) -> bytes:
         plan = plan_admission(request)
         if plan is None:
             self._outcomes["unchanged"].inc()
@@ -136,7 +138,7 @@ class AdmissionReviewer:
         digests: dict[str, str] = {}
         failures: dict[str, str] = {}
         if not (self.mode is PullPolicyMode.DENY and offenders(plan.containers)):
-            warnings = await self._resolve(request, plan, digests, failures)
+            warnings = await self._resolve(request, plan, digests, failures, deadline)
         decision = decide(plan, self.mode, digests, failures)
         self._log(request, decision, digests)
         if decision.denial is not None:
@@ -151,12 +153,12 @@ class AdmissionReviewer:
         plan: AdmissionPlan,
         digests: dict[str, str],
         failures: dict[str, str],
+        deadline: float,
     ) -> list[str]:
         """Fill `digests`/`failures` per container name; returns warnings about pull secrets."""
         containers = plan.lookups
         if not containers:
             return []
-        deadline = time.monotonic() + self.lookup_budget
         warnings: list[str] = []
         secrets: PullSecrets = ()
         if plan.pull_secret_names:
