@@ -64,9 +64,9 @@ class HostPools(httpx.AsyncBaseTransport):
         return len(self._pools)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        pool = await self._pool_for(request.url)
-        pool.active += 1
+        pool = self._pool_for(request.url)  # counted as active from here
         try:
+            await self._evict_idle()
             response = await pool.transport.handle_async_request(request)
         except BaseException:
             pool.active -= 1
@@ -81,18 +81,20 @@ class HostPools(httpx.AsyncBaseTransport):
         for transport in pools:
             await transport.aclose()
 
-    async def _pool_for(self, url: httpx.URL) -> _Pool:
+    def _pool_for(self, url: httpx.URL) -> _Pool:
         key: PoolKey = (url.raw_scheme, url.raw_host, url.port)
         pool = self._pools.get(key)
         if pool is not None:
             self._pools.move_to_end(key)
+            pool.active += 1
             return pool
-        await self._evict_idle()
+        # Counted as active at once, so that no eviction can close it before its request is sent.
         pool = self._pools[key] = _Pool(httpx.AsyncHTTPTransport(verify=self._verify, limits=self._limits))
+        pool.active += 1
         return pool
 
     async def _evict_idle(self) -> None:
-        excess = len(self._pools) + 1 - self._max_hosts
+        excess = len(self._pools) - self._max_hosts
         if excess <= 0:
             return
         idle = [key for key, pool in self._pools.items() if pool.active == 0][:excess]
