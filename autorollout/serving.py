@@ -79,14 +79,21 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._in_head and self._deadline is None:
             self._arm(self.limits.header_timeout)  # the first byte of a request on a kept-alive connection
         view = memoryview(data)
-        for start in range(0, len(view), _FEED_BYTES):
-            piece = view[start : start + _FEED_BYTES]
+        offset = 0
+        while offset < len(view):
+            size = _FEED_BYTES
             if self._in_head:
-                self._head_bytes += len(piece)
-                if self._head_bytes > self.limits.max_head_bytes:
+                room = self.limits.max_head_bytes - self._head_bytes
+                if room <= 0:
                     self._refusal = (431, b"request header fields too large")
+                size = min(size, room)
             if self._refusal is None:
+                piece = view[offset : offset + size]
+                offset += len(piece)
+                in_head = self._in_head
                 super().data_received(piece)  # type: ignore[arg-type]  # httptools takes any buffer
+                if in_head and self._in_head:
+                    self._head_bytes += len(piece)
             if self._refusal is not None:
                 self._refuse(*self._refusal)
                 return
