@@ -20,7 +20,12 @@ from tests.harness.registry import free_port
 pytestmark = pytest.mark.integration
 
 LIMITS = HttpLimits(
-    max_head_bytes=4096, max_url_bytes=512, max_header_fields=16, header_timeout=0.6, body_timeout=0.6
+    max_head_bytes=4096,
+    max_head_bytes_in_progress=8192,
+    max_url_bytes=512,
+    max_header_fields=16,
+    header_timeout=0.6,
+    body_timeout=0.6,
 )
 
 
@@ -135,3 +140,20 @@ def test_idle_and_slow_connections_are_closed_at_the_timeout(port: int, sent: by
             assert sock.recv(100) == b""
         elapsed = time.monotonic() - started
     assert LIMITS.header_timeout - 0.2 < elapsed < LIMITS.header_timeout + 1.5, elapsed
+
+
+def test_heads_in_progress_share_one_budget(port: int) -> None:
+    partial = b"POST / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 3000
+    first, second, third = (socket.create_connection(("127.0.0.1", port)) for _ in range(3))
+    with first, second, third:
+        first.sendall(partial)
+        second.sendall(partial)
+        time.sleep(0.1)
+        third.sendall(partial)  # 9,000 bytes of heads in progress: over the 8,192 shared
+        [answer] = _read_responses(third, 1)
+        assert answer.startswith(b"HTTP/1.1 503"), answer
+        first.sendall(b"\r\nContent-Length: 0\r\n\r\n")  # completing a head gives its bytes back
+        assert _read_responses(first, 1)[0].startswith(b"HTTP/1.1 200")
+    with socket.create_connection(("127.0.0.1", port)) as fourth:
+        fourth.sendall(partial + b"\r\nContent-Length: 0\r\n\r\n")
+        assert _read_responses(fourth, 1)[0].startswith(b"HTTP/1.1 200")

@@ -262,3 +262,37 @@ def test_connections_beyond_the_cap_are_closed_at_once(webhook: WebhookProcess) 
     )
     assert ok.status_code == 200
     print(f"{cap + 88} connections: {kept} kept; RSS {before / 1024:.1f} -> {peak / 1024:.1f} MiB")
+
+
+def test_a_flood_of_large_slow_heads_holds_bounded_memory(webhook: WebhookProcess) -> None:
+    """60 connections each sending 900 KiB of a head they never finish (54 MiB), to the probe
+    server (same protocol, no TLS buffers to blur the count): heads in progress hold 32 MiB at most
+    together, the rest are answered 503, and the webhook keeps answering."""
+    pid = webhook.popen.pid
+    before = rss_kib(pid)
+    head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * (900 * 1024)
+    socks = [socket.create_connection(("127.0.0.1", webhook.probe_port), timeout=5) for _ in range(60)]
+    refused = 0
+    try:
+        with AdmissionProbe(webhook) as probe:
+            for sock in socks:
+                with contextlib.suppress(OSError):
+                    sock.sendall(head)
+            time.sleep(1.0)
+            peak = rss_kib(pid)
+            for sock in socks:
+                sock.setblocking(False)
+                with contextlib.suppress(OSError):
+                    refused += sock.recv(16).startswith(b"HTTP/1.1 503")
+    finally:
+        for sock in socks:
+            sock.close()
+    limit = DEFAULT_LIMITS.max_head_bytes_in_progress
+    assert refused >= 60 - limit // len(head) - 1, refused
+    assert peak - before < (limit + 8 * MIB) // 1024, (before, peak)
+    assert not probe.failures, probe.failures
+    assert max(probe.latencies) < 1.0, max(probe.latencies)
+    print(
+        f"60 slow 900 KiB heads: {refused} answered 503; RSS {before / 1024:.1f} -> {peak / 1024:.1f} MiB; "
+        f"slowest admission meanwhile {max(probe.latencies) * 1000:.0f} ms"
+    )
