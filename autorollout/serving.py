@@ -109,6 +109,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refusal is not None or self.parser is None:
             return
+        self._unset_keepalive_if_required()  # a request is coming: the header timeout applies now
         if self._in_head and self._deadline is None:
             self._arm(self.limits.header_timeout)  # the first byte of a request on a kept-alive connection
         if self._parser_idle:
