@@ -214,6 +214,7 @@ class WebhookConfig(_Section):
     tls_key_file: str | None = None
     image_pull_policy: ImagePullPolicyMode = "mutate"
     lookup_budget_seconds: float = Field(default=2.0, gt=0)
+    max_images_per_review: int = Field(default=100, ge=1)
 
     @field_validator("image_pull_policy", mode="before")
     @classmethod

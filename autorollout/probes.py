@@ -11,7 +11,6 @@ import contextlib
 import time
 from collections.abc import Callable
 
-import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -19,7 +18,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from autorollout.kube import KubeClient, KubeError
-from autorollout.serving import EmbeddedServer
+from autorollout.serving import EmbeddedServer, limited_config
 
 ReadinessCheck = Callable[[], str | None]
 """Returns None when ready, else a one-line reason."""
@@ -73,17 +72,7 @@ class ProbeServer:
     """uvicorn over plain HTTP for the probe app; `serve()` until `shutdown()`."""
 
     def __init__(self, readiness: Readiness, *, host: str = "0.0.0.0", port: int = 8080) -> None:  # noqa: S104
-        config = uvicorn.Config(
-            build_probe_app(readiness),
-            host=host,
-            port=port,
-            http="httptools",
-            ws="none",
-            lifespan="off",
-            access_log=False,
-            log_config=None,
-            server_header=False,
-        )
+        config = limited_config(build_probe_app(readiness), host=host, port=port)
         self._server = EmbeddedServer(config)
 
     async def serve(self) -> None:

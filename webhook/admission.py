@@ -28,7 +28,7 @@ from autorollout.registry.errors import (
     UnauthorizedError,
     UnreachableError,
 )
-from autorollout.registry.resolver import Lookup
+from autorollout.registry.resolver import Lookup, LookupRefusedError
 from webhook.messages import warning
 from webhook.mutation import AdmissionPlan, Decision, decide, plan_admission
 from webhook.policy import PullPolicyMode, offenders
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 INTERNAL_ERROR_WARNING: Final = warning("internal error, admitted unchanged (see the webhook's log)")
 _MIN_LOOKUP_SECONDS: Final = 0.05
+DEFAULT_MAX_IMAGES: Final = 100
 
 PullSecrets = Sequence[Mapping[str, RegistryCredentials]]
 
@@ -75,6 +76,7 @@ _REASONS: Final[tuple[tuple[type[RegistryError], str], ...]] = (
     (RateLimitedError, "rate limited"),
     (UnreachableError, "registry unreachable"),
     (RegistryTlsError, "registry TLS error"),
+    (LookupRefusedError, "webhook busy, too many lookups in flight"),
 )
 
 
@@ -99,12 +101,14 @@ class AdmissionReviewer:
         mode: PullPolicyMode = PullPolicyMode.MUTATE,
         lookup_budget: float = 2.0,
         pull_secrets: PullSecretSource | None = None,
+        max_images: int = DEFAULT_MAX_IMAGES,
     ) -> None:
         self.resolver = resolver
         self.credentials = credentials
         self.mode = mode
         self.lookup_budget = lookup_budget
         self.pull_secrets = pull_secrets
+        self.max_images = max(0, max_images)
         self._outcomes = {
             name: ADMISSION_REQUESTS.labels(name) for name in ("unchanged", "patched", "denied")
         }
@@ -112,9 +116,11 @@ class AdmissionReviewer:
 
     async def review(self, body: bytes) -> bytes:
         """The response body for a review body; raises ReviewError when the body is malformed."""
+        # The budget runs from arrival: parsing a large review is part of what the API server waits for.
+        deadline = time.monotonic() + self.lookup_budget
         request = parse_review(body)
         try:
-            return await self._answer(request)
+            return await self._answer(request, deadline)
         except ReviewError:
             raise
         except Exception:
@@ -123,7 +129,7 @@ class AdmissionReviewer:
             self._internal_errors.inc()
             return allowed_response(request.uid, warnings=[INTERNAL_ERROR_WARNING])
 
-    async def _answer(self, request: AdmissionRequest) -> bytes:
+    async def _answer(self, request: AdmissionRequest, deadline: float) -> bytes:
         plan = plan_admission(request)
         if plan is None:
             self._outcomes["unchanged"].inc()
@@ -134,7 +140,7 @@ class AdmissionReviewer:
         digests: dict[str, str] = {}
         failures: dict[str, str] = {}
         if not (self.mode is PullPolicyMode.DENY and offenders(plan.containers)):
-            warnings = await self._resolve(request, plan, digests, failures)
+            warnings = await self._resolve(request, plan, digests, failures, deadline)
         decision = decide(plan, self.mode, digests, failures)
         self._log(request, decision, digests)
         if decision.denial is not None:
@@ -149,23 +155,30 @@ class AdmissionReviewer:
         plan: AdmissionPlan,
         digests: dict[str, str],
         failures: dict[str, str],
+        deadline: float,
     ) -> list[str]:
         """Fill `digests`/`failures` per container name; returns warnings about pull secrets."""
         containers = plan.lookups
         if not containers:
             return []
-        deadline = time.monotonic() + self.lookup_budget
         warnings: list[str] = []
         secrets: PullSecrets = ()
         if plan.pull_secret_names:
             secrets, warnings = await self._read_pull_secrets(request.namespace, plan.pull_secret_names)
         by_container: dict[str, Lookup] = {}
+        unique: set[Lookup] = set()
         for container in containers:
             ref = container.reference
             assert ref is not None  # plan.lookups has valid references only
-            by_container[container.name] = Lookup(ref, self.credentials.lookup(ref.registry, secrets))
+            lookup = Lookup(ref, self.credentials.lookup(ref.registry, secrets))
+            # What one review may start is bounded: beyond it, admitted without a baseline.
+            if lookup not in unique and len(unique) >= self.max_images:
+                failures[container.name] = f"over {self.max_images} images in one request, not looked up"
+                continue
+            unique.add(lookup)
+            by_container[container.name] = lookup
         timeout = max(_MIN_LOOKUP_SECONDS, deadline - time.monotonic())
-        results = await self.resolver.resolve_many(by_container.values(), timeout=timeout)
+        results = await self.resolver.resolve_many(unique, timeout=timeout)
         for name, lookup in by_container.items():
             result = results.get(lookup)
             if isinstance(result, ManifestDigest):

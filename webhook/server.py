@@ -1,5 +1,8 @@
 """Serve the webhook app over TLS with uvicorn (httptools), following certificate rotation.
 
+Every connection is held to `autorollout.serving.HttpLimits` (head, URL and header field caps;
+handshake, header, body and keep-alive timeouts; a cap on open connections).
+
 Signals are left to the caller (the composition root stops the webhook and the reconciler
 together): call `shutdown()` to stop gracefully.
 """
@@ -16,7 +19,7 @@ from typing import Final
 import uvicorn
 from starlette.types import ASGIApp
 
-from autorollout.serving import EmbeddedServer
+from autorollout.serving import DEFAULT_LIMITS, EmbeddedServer, HttpLimits, limited_config
 from webhook.tls import ServingCertificate
 
 GRACEFUL_SECONDS: Final = 10.0
@@ -54,6 +57,7 @@ class WebhookServer:
         host: str = "0.0.0.0",  # noqa: S104 - a webhook listens for the API server
         port: int = 8443,
         graceful_seconds: float = GRACEFUL_SECONDS,
+        limits: HttpLimits = DEFAULT_LIMITS,
     ) -> None:
         self.certificate = certificate
         self.host = host
@@ -65,19 +69,14 @@ class WebhookServer:
         ) -> ssl.SSLContext:
             return certificate.context  # the live context, reloaded in place
 
-        config = uvicorn.Config(
+        config = limited_config(
             app,
-            http="httptools",
-            ws="none",
-            lifespan="off",
-            access_log=False,
-            log_config=None,
-            server_header=False,
+            limits,
             date_header=False,
             ssl_context_factory=context_factory,
             timeout_graceful_shutdown=int(graceful_seconds),
         )
-        self._server = EmbeddedServer(config)
+        self._server = EmbeddedServer(config, limits)
 
     @property
     def ready(self) -> bool:

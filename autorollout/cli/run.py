@@ -1,7 +1,8 @@
 """`kube-autorollout run`: the webhook, the reconciler and the probe server in one process.
 
-The composition root of the product: one API client, one registry client and one digest resolver
-(so one cache) serve both halves. SIGTERM stops all three; the reconciler finishes or abandons
+The composition root of the product: one API client, one registry client and one digest cache
+serve both halves; each half has its own resolver (per-registry limits, in-flight lookups), so
+neither can hold the other's lookups. SIGTERM stops all three; the reconciler finishes or abandons
 the patch in flight and releases its lease.
 """
 
@@ -20,7 +21,7 @@ from autorollout.cli.webhook import (
     run_event_loop,
     webhook_settings,
 )
-from autorollout.cli.wiring import credential_store, open_resolver
+from autorollout.cli.wiring import credential_store, open_admission_resolver, open_resolver
 from autorollout.config import Config, WebhookConfig
 from autorollout.kube import KubeClient
 from autorollout.probes import ApiHealth, ProbeServer, Readiness
@@ -40,7 +41,8 @@ async def _run(config: Config, settings: WebhookConfig, kubeconfig: str | None) 
         await announce_api_server(kube)
         async with (
             open_resolver(config) as resolver,
-            open_webhook(settings, kube=kube, resolver=resolver, credentials=credentials) as webhook,
+            open_admission_resolver(config, resolver) as admission,
+            open_webhook(settings, kube=kube, resolver=admission, credentials=credentials) as webhook,
             open_reconciler(
                 config, kubeconfig, kube=kube, resolver=resolver, credentials=credentials
             ) as reconciler,

@@ -1,7 +1,7 @@
 """`kube-autorollout webhook`: the admission webhook server on its own.
 
 Also the composition helpers `webhook_settings` and `open_webhook`, which `run` uses to serve the
-webhook next to the reconciler with the same resolver (one digest cache for both halves).
+webhook next to the reconciler with a resolver of its own over the same client and digest cache.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 from autorollout.cli.outcome import EXIT_OK, UsageError, run_reported
 from autorollout.cli.startup import announce, announce_api_server, start_logging
-from autorollout.cli.wiring import credential_store, open_resolver
+from autorollout.cli.wiring import credential_store, open_admission_resolver, open_resolver
 from autorollout.config import Config, WebhookConfig
 from autorollout.credentials import CredentialStore
 from autorollout.kube import KubeClient, KubeConfigError
@@ -83,7 +83,8 @@ async def open_webhook(
 ) -> AsyncIterator[WebhookServer]:
     """A bound, not yet serving WebhookServer; `await server.serve()` and `server.shutdown()`.
 
-    Pass the reconciler's `resolver` (and `pull_secrets` reader) to share their caches.
+    `resolver` is the webhook's own (`open_admission_resolver`); pass the reconciler's
+    `pull_secrets` reader to share its cache.
     """
     if not settings.tls_cert_file or not settings.tls_key_file:
         raise WebhookSetupError("the webhook needs webhook.tlsCertFile and webhook.tlsKeyFile")
@@ -96,6 +97,7 @@ async def open_webhook(
         credentials,
         mode=PullPolicyMode(settings.image_pull_policy),
         lookup_budget=settings.lookup_budget_seconds,
+        max_images=settings.max_images_per_review,
         pull_secrets=pull_secrets or (PullSecretReader(kube) if kube is not None else None),
     )
     server = WebhookServer(build_app(reviewer), certificate, host=settings.host, port=settings.port)
@@ -119,7 +121,8 @@ async def _serve(config: Config, settings: WebhookConfig, kubeconfig: str | None
         if kube is not None:
             await announce_api_server(kube)
         async with (
-            open_resolver(config) as resolver,
+            open_resolver(config) as shared,
+            open_admission_resolver(config, shared) as resolver,
             open_webhook(settings, kube=kube, resolver=resolver, credentials=credentials) as server,
         ):
             readiness = Readiness()

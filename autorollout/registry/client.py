@@ -60,6 +60,7 @@ from autorollout.registry.errors import (
     UnauthorizedError,
     UnreachableError,
 )
+from autorollout.registry.pools import HostPools
 from autorollout.registry.wire import read_capped, redirect_target, transport_error
 
 if TYPE_CHECKING:
@@ -78,6 +79,8 @@ ARTIFACTORY_HEADERS = ("x-artifactory-id", "x-jfrog-version", "x-artifactory-nod
 DEFAULT_TIMEOUT = httpx.Timeout(connect=3.0, read=10.0, write=10.0, pool=10.0)
 DEFAULT_DEADLINE = 30.0
 _ERROR_DETAIL_BYTES = 16 * 1024
+# Above what callers run against one host at once (DigestResolver limits), so the pool never waits.
+DEFAULT_CONNECTIONS_PER_HOST = 32
 
 RequestObserver = Callable[[str, str, str], None]
 
@@ -267,7 +270,7 @@ class _PlainHttpPort(Exception):
 
 
 class RegistryClient:
-    """Manifest digest lookups over one pooled HTTP/1.1 client (one per TLS trust setup)."""
+    """Manifest digest lookups over one HTTP/1.1 client with a connection pool per registry host."""
 
     def __init__(
         self,
@@ -282,6 +285,7 @@ class RegistryClient:
         on_request: RequestObserver | None = None,
         max_manifest_bytes: int = MAX_MANIFEST_BYTES,
         deadline: float = DEFAULT_DEADLINE,
+        connections_per_host: int = DEFAULT_CONNECTIONS_PER_HOST,
     ) -> None:
         self._artifactory_fallback = artifactory_fallback
         self._retry = retry or RetryPolicy()
@@ -293,10 +297,18 @@ class RegistryClient:
         self.requests_total: Counter[tuple[str, str, str]] = Counter()
         self._plain_http: set[str] = set()
         self._artifactory_repo_keys: set[tuple[str, str]] = set()
+        # A pool per host: a slow registry holds only its own connections (see registry.pools).
+        per_host = max(1, connections_per_host)
         self._http = httpx.AsyncClient(
-            verify=build_ssl_context(ca_paths),
+            transport=HostPools(
+                verify=build_ssl_context(ca_paths),
+                limits=httpx.Limits(
+                    max_connections=per_host,
+                    max_keepalive_connections=min(per_host, 8),
+                    keepalive_expiry=30.0,
+                ),
+            ),
             timeout=timeout,
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32, keepalive_expiry=30.0),
             follow_redirects=True,
             max_redirects=5,
             headers={"User-Agent": f"kube-autorollout/{__version__}"},

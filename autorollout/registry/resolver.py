@@ -11,9 +11,12 @@ whatever its age: a registry slower than the cycle is not asked again by every c
 cycle gets its answer (which the cache then keeps as of when it was asked).
 
 Time budget: `resolve_many(timeout=...)` reports a LookupTimeoutError for what did not finish in
-time, but does not cancel the shared task: it keeps running (bounded by the client's own timeouts
-and retries) and fills the cache, so the next caller (a webhook retry, the next cycle) finds the
-digest. `aclose()` cancels whatever is still running.
+time. By default the shared task is not cancelled: it keeps running (bounded by the client's own
+deadline and retries) and fills the cache, so the next caller (the next cycle) finds the digest.
+With `cancel_abandoned=True` (the webhook's resolver) a task is cancelled as soon as no caller
+waits for it any more, so lookups abandoned at a budget cannot pile up; `max_in_flight` and
+`max_in_flight_per_host` refuse new lookups at once (LookupRefusedError) beyond those counts.
+`aclose()` cancels whatever is still running.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -37,6 +41,10 @@ log = logging.getLogger(__name__)
 
 CacheKey = tuple[str, str, bool]
 LookupResult = ManifestDigest | RegistryError
+
+
+class LookupRefusedError(RegistryError):
+    """Too many lookups in flight (in all or at this registry): refused without a request."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,15 +75,26 @@ class DigestResolver:
         clock: Callable[[], float] = time.monotonic,
         on_cache: Callable[[str], None] | None = None,
         on_lookup: Callable[[str, float], None] | None = None,
+        cancel_abandoned: bool = False,
+        max_in_flight: int | None = None,
+        max_in_flight_per_host: int | None = None,
     ) -> None:
         self.client = client
-        self.cache: TtlCache[CacheKey, ManifestDigest] = cache or TtlCache(cache_ttl, clock=clock)
+        # `is None`, not `or`: an empty cache is falsy, and a shared one must still be shared.
+        self.cache: TtlCache[CacheKey, ManifestDigest] = (
+            cache if cache is not None else TtlCache(cache_ttl, clock=clock)
+        )
         self._limit = max(1, per_registry_limit)
         self._clock = clock
         self._on_cache = on_cache
         self._on_lookup = on_lookup
         self._semaphores: dict[str, asyncio.Semaphore] = {}
         self._inflight: dict[CacheKey, asyncio.Task[LookupResult]] = {}
+        self._cancel_abandoned = cancel_abandoned
+        self._max_in_flight = max_in_flight
+        self._max_per_host = max_in_flight_per_host
+        self._per_host: Counter[str] = Counter()
+        self._waiters: Counter[asyncio.Task[LookupResult]] = Counter()
 
     def now(self) -> float:
         """The resolver's clock, the one `fresh_after` is measured on."""
@@ -121,17 +140,29 @@ class DigestResolver:
                 continue
             task = self._inflight.get(key)
             self._note_cache("miss" if task is None else "shared")
-            waiting[lookup] = task or self._start(key, lookup, platforms)
+            if task is None:
+                refused = self._refusal(lookup)
+                if refused is not None:
+                    results[lookup] = refused
+                    continue
+                task = self._start(key, lookup, platforms)
+            waiting[lookup] = task
 
         if waiting:
-            if timeout is None or timeout > 0:
-                await asyncio.wait(set(waiting.values()), timeout=timeout)
+            tasks = set(waiting.values())
+            self._waiters.update(tasks)
+            try:
+                if timeout is None or timeout > 0:
+                    await asyncio.wait(tasks, timeout=timeout)
+            finally:
+                self._leave(tasks)
             for lookup, task in waiting.items():
                 if task.done() and not task.cancelled():
                     results[lookup] = task.result()
                 else:
+                    after = "" if self._cancel_abandoned else " (the lookup continues and fills the cache)"
                     results[lookup] = LookupTimeoutError(
-                        f"no answer within {timeout or 0:.1f}s (the lookup continues and fills the cache)",
+                        f"no answer within {timeout or 0:.1f}s{after}",
                         registry=lookup.reference.registry,
                         reference=str(lookup.reference),
                     )
@@ -148,13 +179,41 @@ class DigestResolver:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    def _refusal(self, lookup: Lookup) -> LookupRefusedError | None:
+        host = lookup.reference.api_host
+        if self._max_in_flight is not None and len(self._inflight) >= self._max_in_flight:
+            what = f"{len(self._inflight)} lookups in flight"
+        elif self._max_per_host is not None and self._per_host[host] >= self._max_per_host:
+            what = f"{self._per_host[host]} lookups in flight at this registry"
+        else:
+            return None
+        return LookupRefusedError(
+            f"not looked up: {what} already",
+            registry=lookup.reference.registry,
+            reference=str(lookup.reference),
+        )
+
+    def _leave(self, tasks: Iterable[asyncio.Task[LookupResult]]) -> None:
+        for task in tasks:
+            self._waiters[task] -= 1
+            if self._waiters[task] <= 0:
+                del self._waiters[task]
+                if self._cancel_abandoned and not task.done():
+                    task.cancel()
+
     def _start(self, key: CacheKey, lookup: Lookup, platforms: bool) -> asyncio.Task[LookupResult]:
         task = asyncio.create_task(self._run(key, lookup, platforms, self._clock()), name=f"resolve {key[0]}")
         self._inflight[key] = task
+        host = lookup.reference.api_host
+        self._per_host[host] += 1
 
         def forget(done: asyncio.Task[LookupResult]) -> None:
             if self._inflight.get(key) is done:
                 del self._inflight[key]
+            self._per_host[host] -= 1
+            if self._per_host[host] <= 0:
+                del self._per_host[host]
+                self._semaphores.pop(host, None)  # no task of this host is left to use it
 
         task.add_done_callback(forget)
         return task
@@ -189,4 +248,4 @@ class DigestResolver:
             self._on_cache(outcome)
 
 
-__all__ = ["DigestResolver", "Lookup", "LookupResult"]
+__all__ = ["DigestResolver", "Lookup", "LookupRefusedError", "LookupResult"]

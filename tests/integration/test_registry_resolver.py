@@ -1,21 +1,24 @@
 """DigestResolver against the real registry: one request per unique image, shared in-flight lookups,
-TTL cache, per-registry concurrency limit and the caller's time budget."""
+TTL cache, per-registry concurrency limit, the caller's time budget, cancelled abandoned lookups,
+in-flight caps, and silent registries (tarpits) that never delay a healthy one."""
 
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
+from autorollout.cli.wiring import open_admission_resolver, open_resolver
+from autorollout.config import Config
 from autorollout.references import parse_image_reference
 from autorollout.registry.client import ManifestDigest, RegistryClient
 from autorollout.registry.errors import LookupTimeoutError, NotFoundError
-from autorollout.registry.resolver import DigestResolver, Lookup
+from autorollout.registry.resolver import DigestResolver, Lookup, LookupRefusedError
 from tests.fixtures.registry import client_for, credentials_for
 from tests.harness.registry import LocalRegistry
+from tests.harness.tarpit import Tarpit
 
 pytestmark = pytest.mark.integration
 
@@ -94,35 +97,9 @@ def test_cache_ttl_and_failures_not_cached(registry_plain: LocalRegistry, unique
     asyncio.run(scenario())
 
 
-class _Tarpit:
-    """A loopback port that accepts connections, counts them and never answers."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.accepted: list[socket.socket] = []
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted.append(conn)
-
-    def close(self) -> None:
-        self.sock.close()
-        for conn in self.accepted:
-            conn.close()
-
-
 @pytest.fixture
-def tarpit() -> Iterator[_Tarpit]:
-    pit = _Tarpit()
+def tarpit() -> Iterator[Tarpit]:
+    pit = Tarpit()
     try:
         yield pit
     finally:
@@ -130,7 +107,7 @@ def tarpit() -> Iterator[_Tarpit]:
 
 
 def test_timeout_reports_unfinished_and_keeps_the_rest(
-    registry_plain: LocalRegistry, tarpit: _Tarpit, unique_repo: str
+    registry_plain: LocalRegistry, tarpit: Tarpit, unique_repo: str
 ) -> None:
     digest = registry_plain.push_image(unique_repo, "v1", seed=4)
     fast = Lookup(parse_image_reference(f"{registry_plain.host}/{unique_repo}:v1"))
@@ -192,3 +169,98 @@ def test_fresh_after_sees_a_push_the_cache_would_hide_and_asks_once(
             assert (await resolver.resolve(lookup)).digest == moved  # the webhook gets the fresh entry
 
     asyncio.run(scenario())
+
+
+def _stuck(pits: list[Tarpit], per_pit: int) -> list[Lookup]:
+    return [
+        Lookup(parse_image_reference(f"{pit.host}/stuck/app{i}:v1")) for pit in pits for i in range(per_pit)
+    ]
+
+
+def test_abandoned_lookups_are_cancelled_unless_someone_still_waits(tarpit: Tarpit) -> None:
+    slow = _stuck([tarpit], 3)
+
+    async def scenario() -> None:
+        async with RegistryClient() as client:
+            resolver = DigestResolver(client, cache_ttl=10, per_registry_limit=2, cancel_abandoned=True)
+            # A second caller with a longer budget keeps slow[0] alive when the first gives up.
+            patient = asyncio.create_task(resolver.resolve_many(slow[:1], timeout=2.0))
+            results = await resolver.resolve_many(slow, timeout=0.3)
+            assert all(isinstance(results[x], LookupTimeoutError) for x in slow)
+            await asyncio.sleep(0.05)
+            assert resolver.in_flight() == 1
+            assert isinstance((await patient)[slow[0]], LookupTimeoutError)
+            await asyncio.sleep(0.05)
+            assert resolver.in_flight() == 0
+
+    asyncio.run(scenario())
+
+
+def test_in_flight_caps_refuse_new_lookups_at_once(registry_plain: LocalRegistry, unique_repo: str) -> None:
+    registry_plain.push_image(unique_repo, "v1", seed=6)
+    healthy = Lookup(parse_image_reference(f"{registry_plain.host}/{unique_repo}:v1"))
+    with Tarpit() as first, Tarpit() as second:
+        at_first, at_second = _stuck([first], 3), _stuck([second], 1)
+
+        async def scenario() -> dict[Lookup, ManifestDigest | Exception]:
+            async with RegistryClient() as client:
+                resolver = DigestResolver(
+                    client,
+                    cache_ttl=10,
+                    per_registry_limit=8,
+                    cancel_abandoned=True,
+                    max_in_flight=3,
+                    max_in_flight_per_host=2,
+                )
+                return dict(await resolver.resolve_many([*at_first, *at_second, healthy], timeout=0.3))
+
+        results = asyncio.run(scenario())
+    assert [type(results[x]).__name__ for x in at_first] == [
+        "LookupTimeoutError",
+        "LookupTimeoutError",
+        "LookupRefusedError",
+    ]
+    assert isinstance(results[at_second[0]], LookupTimeoutError)
+    assert isinstance(results[healthy], LookupRefusedError)  # 3 in flight in all
+    assert "lookups in flight" in str(results[healthy])
+    assert registry_plain.request_count(path_substring=unique_repo) == 0
+
+
+def test_slow_registries_hold_only_their_own_connections(
+    registry_plain: LocalRegistry, unique_repo: str
+) -> None:
+    """72 lookups stuck at 9 silent registries, in either half, never delay a healthy registry's."""
+    digests = [registry_plain.push_image(f"{unique_repo}/{i}", "v1", seed=10 + i) for i in range(4)]
+    healthy = [Lookup(parse_image_reference(f"{registry_plain.host}/{unique_repo}/{i}:v1")) for i in range(4)]
+    pits = [Tarpit() for _ in range(9)]
+    config = Config.model_validate({"digestCacheTtlSeconds": 0})
+    try:
+
+        async def scenario() -> list[float]:
+            elapsed = []
+            async with (
+                open_resolver(config) as reconciler,
+                open_admission_resolver(config, reconciler) as admission,
+            ):
+                # The reconciler's cycle waits for its 72 stuck lookups; a review does the same.
+                cycle = asyncio.create_task(reconciler.resolve_many(_stuck(pits, 8)))
+                review = asyncio.create_task(admission.resolve_many(_stuck(pits, 8), timeout=3.0))
+                await asyncio.sleep(0.3)
+                for resolver, lookup, digest in zip(
+                    (admission, reconciler, admission, reconciler), healthy, digests, strict=True
+                ):
+                    started = time.monotonic()
+                    found = await resolver.resolve(lookup, timeout=1.0)
+                    elapsed.append(time.monotonic() - started)
+                    assert found.digest == digest
+                assert sum(len(p.accepted) for p in pits) >= 9 * 8  # both halves really were stuck
+                cycle.cancel()
+                await asyncio.gather(cycle, review, return_exceptions=True)
+            return elapsed
+
+        elapsed = asyncio.run(scenario())
+    finally:
+        for pit in pits:
+            pit.close()
+    assert max(elapsed) < 1.0, elapsed
+    print(f"healthy lookups next to 144 stuck ones: {', '.join(f'{x * 1000:.0f} ms' for x in elapsed)}")

@@ -310,3 +310,22 @@ async def test_a_refusing_registry_is_reported_unreachable() -> None:
     assert response["warnings"] == [
         f'kube-autorollout: container "app" ({image}): digest not recorded (registry unreachable)'
     ]
+
+
+async def test_one_review_starts_at_most_max_images_lookups() -> None:
+    resolver = RecordingResolver(TABLE)
+    reviewer = AdmissionReviewer(resolver, CredentialStore(), max_images=2)
+    # Five containers over four images: the first two images are looked up, repeats of them too.
+    images = [APP, SIDE, APP, "reg.example:5000/team/c:v1", "reg.example:5000/team/d:v1"]
+    obj = workload(containers=[(f"c{i}", image) for i, image in enumerate(images)])
+    response = answer(await reviewer.review(body(review(obj))))
+    assert response["allowed"] is True
+    ((lookups, _),) = resolver.calls
+    assert sorted(str(lookup.reference) for lookup in lookups) == sorted(TABLE)
+    assert applied(obj, response)["metadata"]["annotations"] == {
+        "digest.kube-autorollout/c0": f"{APP}@{DIGEST_A}",
+        "digest.kube-autorollout/c1": f"{SIDE}@{DIGEST_B}",
+        "digest.kube-autorollout/c2": f"{APP}@{DIGEST_A}",
+    }
+    over = [w for w in response["warnings"] if "over 2 images in one request, not looked up" in w]
+    assert len(over) == 2, response["warnings"]
