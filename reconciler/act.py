@@ -30,7 +30,7 @@ from autorollout.kube import (
 from reconciler.patch import JsonPatch, adoption_patch, rollout_patch
 from reconciler.plan import Adoption, Rollout, WorkloadPlan
 from reconciler.ratelimit import TokenBucket
-from reconciler.records import RecordError, Workload, parse_workload
+from reconciler.workload import RecordError, Workload, parse_workload
 
 log = logging.getLogger("kube_autorollout.reconciler")
 

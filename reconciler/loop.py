@@ -28,6 +28,7 @@ from autorollout.registry.client import ManifestDigest
 from autorollout.registry.errors import RegistryError
 from autorollout.registry.resolver import DigestResolver, Lookup
 from reconciler.act import REASON_REGISTRY_ERROR, Actuator, EventRecorder, Outcome, Result
+from reconciler.cache import WorkloadCache
 from reconciler.leader import LeaderElector
 from reconciler.plan import (
     Adoption,
@@ -42,9 +43,8 @@ from reconciler.plan import (
 )
 from reconciler.pods import PodReport, read_pods
 from reconciler.ratelimit import TokenBucket
-from reconciler.records import Workload
 from reconciler.schedule import CronSchedule
-from reconciler.workloads import WorkloadCache
+from reconciler.workload import Workload
 
 log = logging.getLogger("kube_autorollout.reconciler")
 

@@ -17,7 +17,7 @@ from autorollout.annotations import format_recorded, parse_recorded
 from autorollout.registry.client import ManifestDigest
 from autorollout.registry.errors import RegistryError
 from reconciler.pods import PodReport
-from reconciler.records import ContainerSpec, Workload
+from reconciler.workload import ContainerSpec, Workload
 
 
 @dataclass(frozen=True, slots=True)

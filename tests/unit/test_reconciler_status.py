@@ -9,8 +9,8 @@ from reconciler.act import Outcome, Result
 from reconciler.loop import CycleReport
 from reconciler.plan import plan_workload
 from reconciler.pods import PodReport
-from reconciler.records import parse_workload
 from reconciler.status import describe_cycle, format_table, short_digest, status_rows
+from reconciler.workload import parse_workload
 from tests.unit.reconciler_objects import D1, D2, IMAGE, SIDECAR, manifest, workload_object
 
 pytestmark = pytest.mark.unit
