@@ -12,7 +12,7 @@ from reconciler.act import Result
 from reconciler.plan import ContainerState, ContainerVerdict, Rollout, WorkloadPlan
 
 if TYPE_CHECKING:
-    from reconciler.loop import CycleReport
+    from reconciler.report import CycleReport
 
 HEADERS = ("NAMESPACE", "KIND/NAME", "CONTAINER", "IMAGE", "RECORDED", "REGISTRY", "STATE")
 _SHORT_HEX = 12

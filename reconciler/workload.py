@@ -170,3 +170,8 @@ def parse_workload(kind: str, obj: dict[str, Any]) -> Workload:
         has_template_annotations=isinstance(template_annotations, dict),
         desired_pods=_desired_pods(kind, obj),
     )
+
+
+def log_fields(workload: Workload, **more: object) -> dict[str, object]:
+    """The structured log fields naming a workload, plus `more`."""
+    return {"workload": f"{workload.namespace}/{workload.name}", "kind": workload.kind, **more}

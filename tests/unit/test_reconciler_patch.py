@@ -9,7 +9,7 @@ import jsonpatch
 import pytest
 
 from autorollout.patches import escape_pointer
-from reconciler.act import rollout_message
+from reconciler.events import rollout_message
 from reconciler.patch import adoption_patch, rollout_patch
 from reconciler.plan import DigestChange, Rollout
 from reconciler.workload import parse_workload

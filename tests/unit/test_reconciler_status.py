@@ -6,9 +6,9 @@ import pytest
 
 from autorollout.registry.errors import UnauthorizedError
 from reconciler.act import Outcome, Result
-from reconciler.loop import CycleReport
 from reconciler.plan import plan_workload
 from reconciler.pods import PodReport
+from reconciler.report import CycleReport
 from reconciler.status import describe_cycle, format_table, short_digest, status_rows
 from reconciler.workload import parse_workload
 from tests.unit.reconciler_objects import D1, D2, IMAGE, SIDECAR, manifest, workload_object
