@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
+from autorollout.references import parse_image_reference
 from reconciler.act import Result
 from reconciler.plan import WorkloadPlan
 from reconciler.reconciler import Reconciler
@@ -88,6 +89,43 @@ def test_shared_images_are_resolved_once_per_cycle(
     assert report.unique_images == 2
     assert registry.request_count(path_substring="/manifests/") - before == 2
     assert report.outcomes == []
+
+
+def test_a_cycle_limited_to_one_image_looks_up_and_acts_only_on_the_workloads_using_it(
+    cluster: LocalCluster, registry: LocalRegistry, namespace: str, unique_repo: str
+) -> None:
+    # What a registry event will drive: `Cycle.run(images=...)` for the image that moved.
+    a, b = f"{registry.host}/{unique_repo}-a:latest", f"{registry.host}/{unique_repo}-b:latest"
+    va = registry.push_image(f"{unique_repo}-a", "latest", seed=21)
+    vb = registry.push_image(f"{unique_repo}-b", "latest", seed=22)
+    apply(cluster, workload("Deployment", "on-a", namespace, [("app", a)], recorded={"app": va}))
+    apply(cluster, workload("Deployment", "on-b", namespace, [("app", b)], recorded={"app": vb}))
+    va2 = registry.push_image(f"{unique_repo}-a", "latest", seed=23)
+    vb2 = registry.push_image(f"{unique_repo}-b", "latest", seed=24)
+    heads_a = registry.request_count("HEAD", f"/{unique_repo}-a/manifests/")
+    heads_b = registry.request_count("HEAD", f"/{unique_repo}-b/manifests/")
+
+    async def scoped_then_full(r: Reconciler) -> tuple[CycleReport, CycleReport]:
+        scoped = await r.cycle.run(images=[parse_image_reference(a)])
+        await _until(lambda: any(va2 in v for w in r.cache.workloads() for v in w.recorded.values()))
+        return scoped, await r.cycle.run()
+
+    scoped, full = with_reconciler(cluster, config_for(namespace), scoped_then_full, watch=True)
+
+    assert (scoped.workloads, scoped.unique_images) == (1, 1)
+    assert [(o.plan.workload.name, o.result) for o in scoped.outcomes] == [("on-a", Result.ROLLED_OUT)]
+    assert scoped.api_requests.get("PATCH") == 1
+    # The full cycle after it: both images looked up once more, only "on-b" still to roll out.
+    assert registry.request_count("HEAD", f"/{unique_repo}-a/manifests/") - heads_a == 2
+    assert registry.request_count("HEAD", f"/{unique_repo}-b/manifests/") - heads_b == 1
+    assert [(o.plan.workload.name, o.result) for o in full.outcomes] == [("on-b", Result.ROLLED_OUT)]
+    assert get(cluster, "Deployment", namespace, "on-a")["metadata"]["annotations"][
+        f"{DIGEST_PREFIX}app"
+    ] == (f"{a}@{va2}")
+    assert get(cluster, "Deployment", namespace, "on-b")["metadata"]["annotations"][
+        f"{DIGEST_PREFIX}app"
+    ] == (f"{b}@{vb2}")
+    assert len(events(cluster, namespace, "RolloutTriggered")) == 2
 
 
 def test_concurrent_edit_between_plan_and_act_is_not_lost(
