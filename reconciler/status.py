@@ -128,6 +128,9 @@ def describe_cycle(report: CycleReport) -> list[str]:
     for outcome in report.outcomes:
         if outcome.result is Result.FAILED:
             lines.append(_line("failed", outcome.plan, outcome.error))
+        elif outcome.result is Result.CONFLICT:
+            text = "changed while planned; stopped before planning again, the next cycle decides"
+            lines.append(_line("not patched", outcome.plan, text))
         elif outcome.attempts > 1:
             text = f"changed while planned; {outcome.result} after {outcome.attempts} attempts"
             lines.append(_line("re-planned", outcome.plan, text))
