@@ -100,11 +100,11 @@ def _container(name: str, image: str, pull_policy: str | None, is_init: bool, _i
     return ContainerSpec(name, image, pull_policy, is_init)
 
 
-def _containers(kind: str, pod_spec: dict[str, Any]) -> tuple[ContainerSpec, ...]:
+def _containers(where: str, pod_spec: dict[str, Any]) -> tuple[ContainerSpec, ...]:
     try:
         found = template_containers(pod_spec, _container)
     except TemplateError as exc:
-        raise RecordError(f"{kind} spec.template.spec.{exc}") from None
+        raise RecordError(f"{where}: spec.template.spec.{exc}") from None
     return tuple(c for c in found if c.name and c.image)
 
 
@@ -154,7 +154,7 @@ def parse_workload(kind: str, obj: dict[str, Any]) -> Workload:
         resource_version=str(meta.get("resourceVersion") or ""),
         generation=int(meta.get("generation") or 0),
         paused=bool(spec.get("paused")) if kind == "Deployment" else False,
-        containers=_containers(kind, template.get("spec") or {}),
+        containers=_containers(f"{kind} {namespace}/{name}", template.get("spec") or {}),
         pull_secrets=tuple(
             str(ref["name"])
             for ref in (template.get("spec") or {}).get("imagePullSecrets") or ()
