@@ -15,7 +15,7 @@ import httpx
 
 from autorollout import __version__
 from autorollout.config import Config, LoadedConfig, WebhookConfig, read_config
-from autorollout.config_view import effective_config
+from autorollout.config.view import effective_config
 from autorollout.kube import KubeClient, KubeError
 from autorollout.logs import LogLevelChoice, choose_level, configure_logging
 
