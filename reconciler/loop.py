@@ -24,8 +24,8 @@ from autorollout.credentials import CredentialStore, RegistryCredentials
 from autorollout.kube import KubeClient, KubeError
 from autorollout.kube.pull_secrets import PullSecretReader
 from autorollout.references import ImageReference, InvalidReferenceError, parse_image_reference
-from autorollout.registry.client import ManifestDigest
 from autorollout.registry.errors import RegistryError
+from autorollout.registry.manifests import ManifestDigest
 from autorollout.registry.resolver import DigestResolver, Lookup
 from reconciler.act import REASON_REGISTRY_ERROR, Actuator, EventRecorder, Outcome, Result
 from reconciler.leader import LeaderElector

@@ -15,7 +15,6 @@ from typing import Final, Protocol
 
 from autorollout.credentials import RegistryCredentials
 from autorollout.metrics import ADMISSION_REQUESTS
-from autorollout.registry.client import ManifestDigest
 from autorollout.registry.errors import (
     CredentialBackoffError,
     ForbiddenError,
@@ -28,6 +27,7 @@ from autorollout.registry.errors import (
     UnauthorizedError,
     UnreachableError,
 )
+from autorollout.registry.manifests import ManifestDigest
 from autorollout.registry.resolver import Lookup, LookupRefusedError
 from webhook.messages import warning
 from webhook.mutation import AdmissionPlan, Decision, decide, plan_admission

@@ -15,8 +15,9 @@ from autorollout.cli.wiring import registry_client
 from autorollout.config import ConfigError, load_config
 from autorollout.credentials import CredentialStore, RegistryCredentials
 from autorollout.references import ImageReference, InvalidReferenceError, parse_image_reference
-from autorollout.registry.client import ManifestDigest, RegistryClient
+from autorollout.registry.client import RegistryClient
 from autorollout.registry.errors import RegistryConfigError, RegistryError
+from autorollout.registry.manifests import ManifestDigest
 from autorollout.terminal import terminal_safe
 
 _PROG = "kube-autorollout"

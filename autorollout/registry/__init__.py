@@ -1,37 +1,7 @@
-"""Registry access: resolve image tags to manifest digests (client), many at once (resolver)."""
+"""Registry access, one module each: `manifests` (media types, digests, index parsing: pure),
+`errors` (the one hierarchy of registry failures), `challenges` (WWW-Authenticate parsing),
+`auth` (the anonymous -> challenge -> token flow), `client` (HEAD/GET of manifests over httpx),
+`resolver` (many references at once, with the shared digest cache).
 
-from autorollout.registry.client import ManifestDigest, PlatformManifest, RegistryClient, RetryPolicy
-from autorollout.registry.errors import (
-    BadResponseError,
-    CredentialBackoffError,
-    ForbiddenError,
-    LookupTimeoutError,
-    NotFoundError,
-    RateLimitedError,
-    RegistryConfigError,
-    RegistryError,
-    RegistryTlsError,
-    UnauthorizedError,
-    UnreachableError,
-)
-from autorollout.registry.resolver import DigestResolver, Lookup
-
-__all__ = [
-    "BadResponseError",
-    "CredentialBackoffError",
-    "DigestResolver",
-    "ForbiddenError",
-    "Lookup",
-    "LookupTimeoutError",
-    "ManifestDigest",
-    "NotFoundError",
-    "PlatformManifest",
-    "RateLimitedError",
-    "RegistryClient",
-    "RegistryConfigError",
-    "RegistryError",
-    "RegistryTlsError",
-    "RetryPolicy",
-    "UnauthorizedError",
-    "UnreachableError",
-]
+Nothing is imported here, so a pure module that needs `manifests` does not load httpx.
+"""

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 from autorollout.credentials import CredentialsError, parse_dockerconfigjson
 from autorollout.kube.client import _retry_after as kube_retry_after  # the header parser of every API error
 from autorollout.registry.auth import Challenge, parse_token_response, parse_www_authenticate, pick_challenge
-from autorollout.registry.client import parse_index, parse_retry_after, verify_manifest
+from autorollout.registry.client import parse_retry_after
 from autorollout.registry.errors import BadResponseError
+from autorollout.registry.manifests import parse_index, verify_manifest
 
 pytestmark = pytest.mark.unit
 

@@ -10,15 +10,7 @@ import json
 import pytest
 
 from autorollout.registry.cache import TtlCache
-from autorollout.registry.client import (
-    MANIFEST_ACCEPT,
-    ManifestDigest,
-    RetryPolicy,
-    artifactory_fallback_path,
-    parse_index,
-    parse_retry_after,
-    verify_manifest,
-)
+from autorollout.registry.client import RetryPolicy, artifactory_fallback_path, parse_retry_after
 from autorollout.registry.errors import (
     BadResponseError,
     NotFoundError,
@@ -27,6 +19,7 @@ from autorollout.registry.errors import (
     UnauthorizedError,
     UnreachableError,
 )
+from autorollout.registry.manifests import MANIFEST_ACCEPT, ManifestDigest, parse_index, verify_manifest
 
 pytestmark = pytest.mark.unit
 

@@ -18,8 +18,9 @@ import orjson
 import pytest
 
 from autorollout.credentials import CredentialStore, RegistryCredentials
-from autorollout.registry.client import ManifestDigest, RegistryClient
+from autorollout.registry.client import RegistryClient
 from autorollout.registry.errors import NotFoundError, RegistryError
+from autorollout.registry.manifests import ManifestDigest
 from autorollout.registry.resolver import DigestResolver, Lookup
 from tests.unit.webhook_samples import DIGEST_A, DIGEST_B, body, changed, review, workload
 from webhook.admission import INTERNAL_ERROR_WARNING, AdmissionReviewer
