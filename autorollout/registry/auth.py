@@ -15,13 +15,10 @@ Anonymous lookups are never locked.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import math
-import re
-import ssl
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, NoReturn
@@ -35,6 +32,7 @@ from autorollout.registry.authorization import (
     secret_forms,
     source_of,
 )
+from autorollout.registry.challenges import Challenge, parse_www_authenticate, pick_challenge
 from autorollout.registry.errors import (
     BadResponseError,
     CredentialBackoffError,
@@ -44,7 +42,7 @@ from autorollout.registry.errors import (
     ServerError,
     UnauthorizedError,
 )
-from autorollout.registry.wire import read_capped, transport_error, url_problem
+from autorollout.registry.wire import is_loopback_host, read_capped, ssl_cause, transport_error, url_problem
 
 if TYPE_CHECKING:
     from autorollout.credentials import RegistryCredentials
@@ -61,91 +59,6 @@ LOCKOUT_INITIAL = 300.0
 LOCKOUT_MAX = 3600.0
 MAX_TOKEN_RESPONSE_BYTES = 256 * 1024
 _MAX_TOKENS = 4096
-
-_HTTP_TOKEN_RE = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"  # noqa: S105 (RFC 7230 "token", not a secret)
-_PARAM_RE = re.compile(rf'\s*({_HTTP_TOKEN_RE})\s*=\s*(?:"((?:[^"\\]|\\.)*)"|({_HTTP_TOKEN_RE}))\s*')
-_SCHEME_RE = re.compile(rf"\s*({_HTTP_TOKEN_RE})(?=\s|$|,)")
-_TOKEN68_RE = re.compile(r"\s*[A-Za-z0-9\-._~+/]+=*\s*(?=,|$)")
-
-
-@dataclass(frozen=True, slots=True)
-class Challenge:
-    """One `WWW-Authenticate` challenge: scheme in lowercase ("basic", "bearer") and its parameters."""
-
-    scheme: str
-    params: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def realm(self) -> str | None:
-        return self.params.get("realm")
-
-
-def parse_www_authenticate(header: str) -> list[Challenge]:
-    """Parse a `WWW-Authenticate` value (RFC 7235), possibly several challenges; junk is skipped."""
-    challenges: list[Challenge] = []
-    pos = 0
-    while pos < len(header):
-        if header[pos] in ", \t":
-            pos += 1
-            continue
-        scheme = _SCHEME_RE.match(header, pos)
-        if scheme is None:
-            # Garbage: skip to the next comma and try again.
-            nxt = header.find(",", pos)
-            pos = len(header) if nxt == -1 else nxt + 1
-            continue
-        pos = scheme.end()
-        params: dict[str, str] = {}
-        token68 = _TOKEN68_RE.match(header, pos)
-        if token68 is not None and not _PARAM_RE.match(header, pos):
-            pos = token68.end()
-        else:
-            while True:
-                param = _PARAM_RE.match(header, pos)
-                if param is None:
-                    break
-                name, quoted, plain = param.groups()
-                value = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else plain
-                params[name.lower()] = value
-                pos = param.end()
-                if pos < len(header) and header[pos] == ",":
-                    pos += 1
-                    if not _PARAM_RE.match(header, pos):
-                        break
-                else:
-                    break
-        challenges.append(Challenge(scheme.group(1).lower(), params))
-    return challenges
-
-
-def pick_challenge(challenges: list[Challenge]) -> Challenge | None:
-    """Prefer Bearer (the token flow) over Basic, as Docker does; other schemes are unsupported."""
-    for scheme in ("bearer", "basic"):
-        for challenge in challenges:
-            if challenge.scheme == scheme:
-                return challenge
-    return None
-
-
-def repository_scope(repository: str) -> str:
-    """The token scope to pull one repository."""
-    return f"repository:{repository}:pull"
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for localhost, 127.0.0.0/8 and ::1 (brackets and port allowed)."""
-    name = host
-    if name.startswith("["):
-        name = name[1 : name.find("]")] if "]" in name else name[1:]
-    elif name.count(":") == 1:
-        name = name.split(":", 1)[0]
-    name = name.lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,16 +175,6 @@ class Sent(Enum):
     STATIC_BEARER = "static bearer token"
     FETCHED_TOKEN = "fetched token"  # noqa: S105
     CACHED_TOKEN = "cached token"  # noqa: S105
-
-
-def ssl_cause(exc: BaseException) -> ssl.SSLError | None:
-    """The ssl error behind an httpx/httpcore transport error, if that is what it was."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
 
 
 def _fingerprint(credentials: RegistryCredentials | None) -> str:
@@ -524,16 +427,10 @@ def token_lifetime(expires_in: object) -> float:
 
 __all__ = [
     "AuthState",
-    "Challenge",
     "CredentialLockout",
     "RegistryAuth",
     "RegistryError",
     "TokenCache",
-    "is_loopback_host",
     "parse_token_response",
-    "parse_www_authenticate",
-    "pick_challenge",
-    "repository_scope",
-    "ssl_cause",
     "token_lifetime",
 ]

@@ -20,38 +20,25 @@ retry whose backoff would outlast the deadline is not made; the last error is re
 from __future__ import annotations
 
 import asyncio
-import datetime
-import email.utils
 import json
-import os
-import random
 import ssl
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import httpx
 
 from autorollout import __version__
-from autorollout.registry.auth import (
-    AuthState,
-    Clock,
-    RegistryAuth,
-    Sent,
-    is_loopback_host,
-    repository_scope,
-    ssl_cause,
-)
+from autorollout.registry.auth import AuthState, Clock, RegistryAuth, Sent
 from autorollout.registry.authorization import redact, secret_forms
+from autorollout.registry.challenges import repository_scope
 from autorollout.registry.errors import (
     BadResponseError,
     ForbiddenError,
     LookupTimeoutError,
     NotFoundError,
     RateLimitedError,
-    RegistryConfigError,
     RegistryError,
     RegistryTlsError,
     ServerError,
@@ -69,7 +56,16 @@ from autorollout.registry.manifests import (
     verify_manifest,
 )
 from autorollout.registry.pools import HostPools
-from autorollout.registry.wire import read_capped, redirect_target, transport_error
+from autorollout.registry.retry import RetryPolicy
+from autorollout.registry.trust import build_ssl_context
+from autorollout.registry.wire import (
+    is_loopback_host,
+    read_capped,
+    redirect_target,
+    ssl_cause,
+    transport_error,
+)
+from autorollout.retry_after import parse_retry_after
 
 if TYPE_CHECKING:
     from autorollout.credentials import RegistryCredentials
@@ -86,45 +82,6 @@ DEFAULT_CONNECTIONS_PER_HOST = 32
 RequestObserver = Callable[[str, str, str], None]
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Bounded retries with jittered exponential backoff, for 5xx, 429 and network failures only."""
-
-    attempts: int = 3
-    base_delay: float = 0.2
-    max_delay: float = 2.0
-    # A longer Retry-After is not waited for: the error is reported and the next cycle tries again.
-    max_retry_after: float = 10.0
-
-    def delay(
-        self, failed_attempt: int, error: RegistryError, rand: Callable[[], float] = random.random
-    ) -> float | None:
-        """Seconds to wait before the next attempt, or None to give up (`failed_attempt` counts from 1)."""
-        if not error.retryable or failed_attempt >= self.attempts:
-            return None
-        if isinstance(error, RateLimitedError) and error.retry_after is not None:
-            return error.retry_after if error.retry_after <= self.max_retry_after else None
-        backoff = min(self.max_delay, self.base_delay * 2.0 ** (failed_attempt - 1))
-        return backoff * (0.5 + rand() / 2)
-
-
-def parse_retry_after(value: str | None, now: datetime.datetime | None = None) -> float | None:
-    """`Retry-After` as seconds from now: delta-seconds or an HTTP date; None when absent or invalid."""
-    if value is None:
-        return None
-    text = value.strip()
-    if text.isascii() and text.isdigit():  # not "²": isdigit() takes Unicode digits float() refuses
-        return float(text)
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.UTC)
-    current = now or datetime.datetime.now(datetime.UTC)
-    return max(0.0, (when - current).total_seconds())
-
-
 def artifactory_fallback_path(repository: str, reference: str) -> str | None:
     """JFrog's "repository path method": /artifactory/api/docker/<repo-key>/v2/<image>/manifests/<ref>,
     the repo key being the repository's first path component (None when there is only one)."""
@@ -136,36 +93,6 @@ def artifactory_fallback_path(repository: str, reference: str) -> str | None:
 
 def is_artifactory_response(response: httpx.Response) -> bool:
     return any(name in response.headers for name in ARTIFACTORY_HEADERS)
-
-
-def build_ssl_context(ca_paths: Sequence[str]) -> ssl.SSLContext:
-    """The system trust store plus each CA file of `tls.caCertificatePaths` (a directory: every
-    file in it, as Kubernetes mounts a Secret or ConfigMap)."""
-    context = ssl.create_default_context()
-    for path in ca_paths:
-        if os.path.isdir(path):
-            files = sorted(
-                os.path.join(path, name)
-                for name in os.listdir(path)
-                if not name.startswith(".") and os.path.isfile(os.path.join(path, name))
-            )
-            if not files:
-                raise RegistryConfigError(
-                    f"CA certificate directory {path} (tls.caCertificatePaths) is empty"
-                )
-        elif os.path.isfile(path):
-            files = [path]
-        else:
-            raise RegistryConfigError(f"CA certificate file {path} (tls.caCertificatePaths) does not exist")
-        for file in files:
-            try:
-                context.load_verify_locations(cafile=file)
-            except (ssl.SSLError, OSError) as exc:
-                raise RegistryConfigError(
-                    f"CA certificate file {file} (tls.caCertificatePaths) is not a readable PEM "
-                    f"certificate: {exc}"
-                ) from exc
-    return context
 
 
 def _media_type(response: httpx.Response) -> str:
@@ -518,8 +445,5 @@ class _ArtifactoryHint(Exception):
 
 __all__ = [
     "RegistryClient",
-    "RetryPolicy",
     "artifactory_fallback_path",
-    "build_ssl_context",
-    "parse_retry_after",
 ]

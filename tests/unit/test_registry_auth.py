@@ -6,16 +6,14 @@ import pytest
 
 from autorollout.registry.auth import (
     MAX_TOKEN_LIFETIME,
-    Challenge,
     CredentialLockout,
     TokenCache,
-    is_loopback_host,
     parse_token_response,
-    parse_www_authenticate,
-    pick_challenge,
     token_lifetime,
 )
+from autorollout.registry.challenges import Challenge, parse_www_authenticate, pick_challenge
 from autorollout.registry.errors import BadResponseError
+from autorollout.registry.wire import is_loopback_host
 
 pytestmark = pytest.mark.unit
 

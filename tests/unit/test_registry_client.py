@@ -10,7 +10,7 @@ import json
 import pytest
 
 from autorollout.registry.cache import TtlCache
-from autorollout.registry.client import RetryPolicy, artifactory_fallback_path, parse_retry_after
+from autorollout.registry.client import artifactory_fallback_path
 from autorollout.registry.errors import (
     BadResponseError,
     NotFoundError,
@@ -20,6 +20,8 @@ from autorollout.registry.errors import (
     UnreachableError,
 )
 from autorollout.registry.manifests import MANIFEST_ACCEPT, ManifestDigest, parse_index, verify_manifest
+from autorollout.registry.retry import RetryPolicy
+from autorollout.retry_after import parse_retry_after
 
 pytestmark = pytest.mark.unit
 
