@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from autorollout.errors import AutorolloutError
 from certs.names import InvalidDnsName, dns_name
 
 VALID_DAYS = 365
@@ -31,7 +32,7 @@ _MAX_COMMON_NAME = 64
 _BACKDATE = datetime.timedelta(minutes=5)
 
 
-class CertificateError(ValueError):
+class CertificateError(AutorolloutError, ValueError):
     """Input to the minting functions is unusable (no names, bad IP, key that is not ECDSA/RSA)."""
 
 

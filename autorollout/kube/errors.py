@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from autorollout.errors import AutorolloutError
 
-class KubeError(Exception):
+
+class KubeError(AutorolloutError):
     """Base of every error raised while talking to the Kubernetes API."""
 
 
