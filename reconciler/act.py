@@ -22,7 +22,7 @@ from autorollout.kube import (
     KubeApiError,
     KubeClient,
     KubeError,
-    NotFoundError,
+    KubeNotFoundError,
     TooManyRequestsError,
     core_collection,
     workload_path,
@@ -216,7 +216,7 @@ class Actuator:
                 await asyncio.sleep(self._conflict_pause * attempts)
                 try:
                     fresh = parse_workload(workload.kind, await self._kube.get(path))
-                except NotFoundError:
+                except KubeNotFoundError:
                     return Outcome(plan, Result.GONE, attempts)
                 except (KubeError, RecordError) as err:
                     return Outcome(plan, Result.FAILED, attempts, f"re-read failed: {err}")
@@ -230,7 +230,7 @@ class Actuator:
                 if throttled >= _MAX_THROTTLED_ROUNDS or attempts >= self._max_attempts:
                     return Outcome(plan, Result.FAILED, attempts, str(exc))
                 continue
-            except NotFoundError:
+            except KubeNotFoundError:
                 return Outcome(plan, Result.GONE, attempts)
             except (KubeApiError, KubeError) as exc:
                 return Outcome(plan, Result.FAILED, attempts, str(exc))

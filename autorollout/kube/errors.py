@@ -28,7 +28,7 @@ class KubeApiError(KubeError):
         self.retry_after = retry_after
 
 
-class NotFoundError(KubeApiError):
+class KubeNotFoundError(KubeApiError):
     """404: the object or collection does not exist."""
 
 
@@ -49,7 +49,7 @@ class TooManyRequestsError(KubeApiError):
 
 
 _BY_STATUS: dict[int, type[KubeApiError]] = {
-    404: NotFoundError,
+    404: KubeNotFoundError,
     409: ConflictError,
     410: GoneError,
     422: InvalidError,
