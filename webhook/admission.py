@@ -34,7 +34,7 @@ from webhook.mutation import AdmissionPlan, Decision, decide, plan_admission
 from webhook.policy import PullPolicyMode, offenders
 from webhook.review import AdmissionRequest, ReviewError, allowed_response, denied_response, parse_review
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("kube_autorollout.webhook")
 
 INTERNAL_ERROR_WARNING: Final = warning("internal error, admitted unchanged (see the webhook's log)")
 _MIN_LOOKUP_SECONDS: Final = 0.05

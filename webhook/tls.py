@@ -17,7 +17,7 @@ from typing import Final
 
 from autorollout.errors import AutorolloutError
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("kube_autorollout.webhook")
 
 DEFAULT_POLL_SECONDS: Final = 5.0
 

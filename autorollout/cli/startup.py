@@ -21,7 +21,7 @@ from autorollout.logs import LogLevelChoice, choose_level, configure_logging
 
 __all__ = ["StartUp", "announce", "announce_api_server", "start_logging"]
 
-log = logging.getLogger("kube_autorollout")
+log = logging.getLogger("kube_autorollout.startup")
 _API_VERSION_TIMEOUT = 3.0
 
 

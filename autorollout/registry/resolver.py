@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from autorollout.credentials import RegistryCredentials
     from autorollout.references import ImageReference
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("kube_autorollout.registry")
 
 CacheKey = tuple[str, str, bool]
 LookupResult = ManifestDigest | RegistryError
