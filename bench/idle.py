@@ -24,6 +24,7 @@ from bench.proc import machine, memory_kib
 from bench.runproc import CLI, stop, wait_ready
 from certs.mint import write_bundle
 from tests.harness.cluster import LocalCluster
+from tests.harness.commands import webhook_flags
 from tests.harness.registry import free_port
 
 # Imported alone, in this order, each measured as the growth over what was imported before it.
@@ -64,8 +65,7 @@ def idle_rss(workdir: Path, command: str, kubeconfig: str | None, *, settle: flo
     config_path.write_text(yaml.safe_dump(config))
     argv = [CLI, command, "--config", str(config_path)]
     argv += ["--kubeconfig", kubeconfig] if kubeconfig else []
-    argv += ["--tls-cert", str(bundle.tls_cert), "--tls-key", str(bundle.tls_key)]
-    argv += ["--webhook-host", "127.0.0.1", "--webhook-port", str(free_port())]
+    argv += webhook_flags(bundle.tls_cert, bundle.tls_key, free_port())
     log_path = workdir / f"{command}.log"
     started = time.monotonic()
     with log_path.open("wb") as out:

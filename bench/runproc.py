@@ -17,6 +17,7 @@ import yaml
 
 from bench.proc import memory_kib
 from certs.mint import write_bundle
+from tests.harness.commands import webhook_flags
 from tests.harness.registry import free_port
 
 CLI = str(Path(sys.executable).with_name("kube-autorollout"))
@@ -59,14 +60,7 @@ def measure_run(
         str(config_path),
         "--kubeconfig",
         kubeconfig,
-        "--tls-cert",
-        str(bundle.tls_cert),
-        "--tls-key",
-        str(bundle.tls_key),
-        "--webhook-host",
-        "127.0.0.1",
-        "--webhook-port",
-        str(webhook_port),
+        *webhook_flags(bundle.tls_cert, bundle.tls_key, webhook_port),
     ]
     env = {
         k: v
