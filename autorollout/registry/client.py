@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from autorollout import __version__
-from autorollout.registry.auth import AuthState, Clock, RegistryAuth, Sent
+from autorollout.registry.auth import AuthState, RegistryAuth, Sent
 from autorollout.registry.authorization import redact, secret_forms
 from autorollout.registry.challenges import repository_scope
 from autorollout.registry.errors import (
@@ -57,6 +57,7 @@ from autorollout.registry.manifests import (
 )
 from autorollout.registry.pools import HostPools
 from autorollout.registry.retry import RetryPolicy
+from autorollout.registry.tokens import Clock
 from autorollout.registry.trust import build_ssl_context
 from autorollout.registry.wire import (
     is_loopback_host,

@@ -14,10 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autorollout.credentials import CredentialsError, parse_dockerconfigjson
-from autorollout.registry.auth import parse_token_response
 from autorollout.registry.challenges import Challenge, parse_www_authenticate, pick_challenge
 from autorollout.registry.errors import BadResponseError
 from autorollout.registry.manifests import parse_index, verify_manifest
+from autorollout.registry.tokens import parse_token_response
 from autorollout.retry_after import parse_retry_after  # the header parser of registry and API errors
 
 pytestmark = pytest.mark.unit

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from autorollout.registry.auth import (
-    MAX_TOKEN_LIFETIME,
-    CredentialLockout,
-    TokenCache,
-    parse_token_response,
-    token_lifetime,
-)
+from autorollout.registry.auth import CredentialLockout
 from autorollout.registry.challenges import Challenge, parse_www_authenticate, pick_challenge
 from autorollout.registry.errors import BadResponseError
+from autorollout.registry.tokens import MAX_TOKEN_LIFETIME, TokenCache, parse_token_response, token_lifetime
 from autorollout.registry.wire import is_loopback_host
 
 pytestmark = pytest.mark.unit
