@@ -75,6 +75,7 @@ bench: venv cluster-binaries
 	$(PY) -m bench.upstream --workloads 1000 --images 200 --out upstream-1000
 	$(PY) -m bench.admission
 	$(PY) -m bench.startup
+	$(PY) -m bench.idle
 	$(PY) -m bench.report
 
 ## The 100-workload reconcile benchmark of the test suite.

@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from autorollout.errors import AutorolloutError
+
 __all__ = [
     "DOCKER_HUB",
     "DOCKER_HUB_API_HOST",
@@ -55,7 +57,7 @@ _QUOTE_MAX = 200
 _PORT_MAX = 65535
 
 
-class InvalidReferenceError(ValueError):
+class InvalidReferenceError(AutorolloutError, ValueError):
     """An image reference that Kubernetes' container runtimes would not accept."""
 
     def __init__(self, reference: object, reason: str) -> None:

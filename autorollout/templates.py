@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+from autorollout.errors import AutorolloutError
+
 T = TypeVar("T")
 
 #: Builds a caller's own record from (name, image, imagePullPolicy, is_init, index).
@@ -14,7 +16,7 @@ ContainerFactory = Callable[[str, str, str | None, bool, int], T]
 _FIELDS = (("initContainers", True), ("containers", False))
 
 
-class TemplateError(ValueError):
+class TemplateError(AutorolloutError, ValueError):
     """A pod spec field of the wrong type; the message starts with its path below the pod spec."""
 
 

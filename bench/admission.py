@@ -31,6 +31,7 @@ from bench.env import log, save
 from bench.fleet import push_images
 from bench.proc import load_average, machine
 from certs.mint import write_bundle
+from tests.harness.commands import webhook_flags
 from tests.harness.registry import free_port, start_registry
 
 CLI = str(Path(sys.executable).with_name("kube-autorollout"))
@@ -175,12 +176,8 @@ def start_webhook(workdir: Path, bundle: Any, registry_ca: Path, ttl: float) -> 
         "webhook",
         "--config",
         str(path),
-        "--tls-cert",
-        str(bundle.tls_cert),
-        "--tls-key",
-        str(bundle.tls_key),
+        *webhook_flags(bundle.tls_cert, bundle.tls_key, port),
     ]
-    argv += ["--webhook-host", "127.0.0.1", "--webhook-port", str(port)]
     return Server(argv, port, bundle.ca_cert, workdir / f"webhook-{ttl}.log")
 
 

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.idle import DEPENDENCIES
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -267,6 +269,37 @@ def replace_block(text: str, name: str, body: str) -> str:
     return pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
 
 
+IDLE_ROWS = (
+    ("run", "`run` (webhook, reconciler, probes), kubeconfig given"),
+    ("webhook", "`webhook`, kubeconfig given"),
+    ("webhook_no_kubeconfig", "`webhook`, no kubeconfig at all"),
+)
+
+
+def idle_tables(after: dict[str, Any], before: dict[str, Any] | None) -> dict[str, str]:
+    """Idle VmRSS per command (before/after when a `idle-before` result is kept) and the share of
+    each big dependency (growth of a fresh interpreter's VmRSS as it is imported)."""
+
+    def tenth(kib: float) -> str:
+        return f"{kib / 1024:,.1f} MiB"
+
+    def median(data: dict[str, Any], key: str) -> str:
+        return tenth(statistics.median(data[key]["vmrss_kib"]))
+
+    header = ["idle VmRSS, median of 3", *(["before"] if before else []), "now"]
+    rows = [
+        [label, *([median(before, key)] if before else []), median(after, key)] for key, label in IDLE_ROWS
+    ]
+    shares = after["dependencies_kib"]
+    dependencies = [["the interpreter alone", tenth(shares["python"])]] + [
+        [f"`import {name}`", tenth(shares[name])] for name in DEPENDENCIES if name in shares
+    ]
+    return {
+        "idle": table(header, rows),
+        "idle-dependencies": table(["imported (one after the other)", "VmRSS added"], dependencies),
+    }
+
+
 def main() -> None:
     blocks: dict[str, str] = {}
     reconcile = _load("reconcile")
@@ -294,6 +327,9 @@ def main() -> None:
                 ["runs", str(len(startup["runs"]))],
             ],
         )
+    idle = _load("idle")
+    if idle:
+        blocks.update(idle_tables(idle, _load("idle-before")))
     text = DOC.read_text()
     for name, body in blocks.items():
         text = replace_block(text, name, body)

@@ -17,6 +17,7 @@ import yaml
 
 from bench.proc import memory_kib
 from certs.mint import write_bundle
+from tests.harness.commands import webhook_flags
 from tests.harness.registry import free_port
 
 CLI = str(Path(sys.executable).with_name("kube-autorollout"))
@@ -59,14 +60,7 @@ def measure_run(
         str(config_path),
         "--kubeconfig",
         kubeconfig,
-        "--tls-cert",
-        str(bundle.tls_cert),
-        "--tls-key",
-        str(bundle.tls_key),
-        "--webhook-host",
-        "127.0.0.1",
-        "--webhook-port",
-        str(webhook_port),
+        *webhook_flags(bundle.tls_cert, bundle.tls_key, webhook_port),
     ]
     env = {
         k: v
@@ -79,16 +73,7 @@ def measure_run(
         popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     result: dict[str, Any] = {}
     try:
-        with httpx.Client(trust_env=False, timeout=1) as http:
-            while True:
-                if popen.poll() is not None:
-                    raise RuntimeError(f"run exited {popen.returncode}: {log_path.read_text()[-2000:]}")
-                with contextlib.suppress(httpx.TransportError):
-                    if http.get(f"http://127.0.0.1:{probe_port}/readyz").status_code == 204:
-                        break
-                if time.monotonic() - started > timeout:
-                    raise TimeoutError("run not ready")
-                time.sleep(0.01)
+        wait_ready(popen, probe_port, log_path, deadline=started + timeout)
         result["ready_seconds"] = time.monotonic() - started
         result["ready"] = memory_kib(popen.pid)
         while len(_cycle_lines(log_path)) < cycles:
@@ -99,10 +84,29 @@ def measure_run(
         result["after_cycles"] = memory_kib(popen.pid)
         result["cycle_log"] = _cycle_lines(log_path)[-1].get("duration_ms")
     finally:
-        popen.send_signal(signal.SIGTERM)
-        try:
-            popen.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            popen.kill()
-            popen.wait()
+        stop(popen)
     return result
+
+
+def wait_ready(popen: subprocess.Popen[bytes], probe_port: int, log_path: Path, *, deadline: float) -> None:
+    """Until the process's /readyz answers 204; raises if it exits first or `deadline` passes."""
+    with httpx.Client(trust_env=False, timeout=1) as http:
+        while True:
+            if popen.poll() is not None:
+                raise RuntimeError(f"exited {popen.returncode}: {log_path.read_text()[-2000:]}")
+            with contextlib.suppress(httpx.TransportError):
+                if http.get(f"http://127.0.0.1:{probe_port}/readyz").status_code == 204:
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not ready: {log_path.read_text()[-2000:]}")
+            time.sleep(0.01)
+
+
+def stop(popen: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 15 s."""
+    popen.send_signal(signal.SIGTERM)
+    try:
+        popen.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        popen.kill()
+        popen.wait()

@@ -36,6 +36,7 @@ from bench.env import BenchEnv, bench_env, log, save
 from bench.fleet import Image, move_tags, push_images
 from bench.proc import memory_kib
 from certs.mint import write_bundle
+from tests.harness.commands import webhook_flags
 from tests.harness.registry import free_port
 
 UPSTREAM_VERSION = os.environ.get("UPSTREAM_VERSION", "0.5.2")
@@ -261,14 +262,7 @@ def main() -> None:
                 "run",
                 "--kubeconfig",
                 str(kubeconfig),
-                "--tls-cert",
-                str(bundle.tls_cert),
-                "--tls-key",
-                str(bundle.tls_key),
-                "--webhook-host",
-                "127.0.0.1",
-                "--webhook-port",
-                str(free_port()),
+                *webhook_flags(bundle.tls_cert, bundle.tls_key, free_port()),
             ],
             _env({"CONFIG_FILE": str(config_path)}),
             env.workdir / "ours.log",

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from autorollout.annotations import ENABLED_LABEL
+from autorollout.errors import AutorolloutError
 from autorollout.kube import JSON_PATCH, ConflictError, InvalidError, KubeClient
 
 API_VERSION: Final = "admissionregistration.k8s.io/v1"
@@ -36,7 +37,7 @@ TEMPLATE_CHANGED_CONDITION: Final = {
 }
 
 
-class WebhookConfigError(Exception):
+class WebhookConfigError(AutorolloutError):
     """The webhook configuration cannot be rendered or written."""
 
 

@@ -13,6 +13,8 @@ import re
 
 import idna
 
+from autorollout.errors import AutorolloutError
+
 __all__ = ["MAX_NAME_LENGTH", "InvalidDnsName", "dns_name"]
 
 MAX_NAME_LENGTH = 253
@@ -21,7 +23,7 @@ _LABEL = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", re.IGNORECASE)
 _SHOWN = 80
 
 
-class InvalidDnsName(ValueError):
+class InvalidDnsName(AutorolloutError, ValueError):
     """A name that cannot go into a certificate; the message is one line."""
 
 

@@ -21,7 +21,7 @@ from autorollout.kube import (
     KubeApiError,
     KubeClient,
     KubeError,
-    NotFoundError,
+    KubeNotFoundError,
     TooManyRequestsError,
     workload_path,
 )
@@ -113,7 +113,7 @@ class Actuator:
                 if throttled >= _MAX_THROTTLED_ROUNDS or attempts >= self._max_attempts:
                     return Outcome(plan, Result.FAILED, attempts, str(exc))
                 continue
-            except NotFoundError:
+            except KubeNotFoundError:
                 return Outcome(plan, Result.GONE, attempts)
             except (KubeApiError, KubeError) as exc:
                 return Outcome(plan, Result.FAILED, attempts, str(exc))

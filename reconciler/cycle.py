@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Sequence
 
 from autorollout import metrics
-from autorollout.kube import KubeClient, KubeError, NotFoundError
+from autorollout.kube import KubeClient, KubeError, KubeNotFoundError
 from autorollout.references import ImageReference
 from reconciler.act import Actuator, Outcome, Result
 from reconciler.cache import WorkloadCache
@@ -153,7 +153,7 @@ class Cycle:
             try:
                 fresh.append((i, await self._observer.reread(old.plan.workload)))
                 continue
-            except NotFoundError:
+            except KubeNotFoundError:
                 outcomes[i] = Outcome(old.plan, Result.GONE, old.attempts)
             except (KubeError, RecordError) as err:
                 outcomes[i] = Outcome(old.plan, Result.FAILED, old.attempts, f"re-read failed: {err}")

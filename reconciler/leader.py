@@ -24,7 +24,7 @@ from autorollout.kube import (
     InvalidError,
     KubeClient,
     KubeError,
-    NotFoundError,
+    KubeNotFoundError,
     lease_path,
 )
 
@@ -121,7 +121,7 @@ class LeaderElector:
         """One round: create the Lease, renew ours, or take over an expired one. True if we hold it."""
         try:
             obj = await self._kube.get(self._path)
-        except NotFoundError:
+        except KubeNotFoundError:
             body = {
                 "apiVersion": "coordination.k8s.io/v1",
                 "kind": "Lease",
@@ -149,7 +149,7 @@ class LeaderElector:
         ]
         try:
             await self._kube.patch(self._path, ops, JSON_PATCH)
-        except (ConflictError, InvalidError, NotFoundError):
+        except (ConflictError, InvalidError, KubeNotFoundError):
             return False
         self.holder = self.identity
         return True

@@ -15,8 +15,8 @@ from autorollout.credentials import CredentialStore, RegistryCredentials
 from autorollout.kube import KubeClient, KubeError, workload_path
 from autorollout.kube.pull_secrets import PullSecretReader
 from autorollout.references import ImageReference, InvalidReferenceError, parse_image_reference
-from autorollout.registry.client import ManifestDigest
 from autorollout.registry.errors import RegistryError
+from autorollout.registry.manifests import ManifestDigest
 from autorollout.registry.resolver import DigestResolver, Lookup
 from reconciler.plan import Resolution, Unchecked, needs_running_digests, recorded_digest
 from reconciler.pods import PodReport, read_pods
@@ -119,7 +119,7 @@ class Observer:
     async def reread(self, workload: Workload) -> Workload:
         """The workload as the API has it now (after a rejected guarded patch).
 
-        Raises NotFoundError when it is gone, KubeError or RecordError when it cannot be read.
+        Raises KubeNotFoundError when it is gone, KubeError or RecordError when it cannot be read.
         """
         path = workload_path(workload.kind, workload.namespace, workload.name)
         return parse_workload(workload.kind, await self._kube.get(path))

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from autorollout.annotations import format_recorded, parse_recorded
-from autorollout.registry.client import ManifestDigest
 from autorollout.registry.errors import RegistryError
+from autorollout.registry.manifests import ManifestDigest
 from reconciler.pods import PodReport
 from reconciler.workload import ContainerSpec, Workload, WorkloadKey
 

@@ -15,7 +15,6 @@ from typing import Final, Protocol
 
 from autorollout.credentials import RegistryCredentials
 from autorollout.metrics import ADMISSION_REQUESTS
-from autorollout.registry.client import ManifestDigest
 from autorollout.registry.errors import (
     CredentialBackoffError,
     ForbiddenError,
@@ -28,13 +27,14 @@ from autorollout.registry.errors import (
     UnauthorizedError,
     UnreachableError,
 )
+from autorollout.registry.manifests import ManifestDigest
 from autorollout.registry.resolver import Lookup, LookupRefusedError
 from webhook.messages import warning
 from webhook.mutation import AdmissionPlan, Decision, decide, plan_admission
-from webhook.policy import PullPolicyMode, offenders
+from webhook.policy import PullPolicyMode, enforce
 from webhook.review import AdmissionRequest, ReviewError, allowed_response, denied_response, parse_review
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("kube_autorollout.webhook")
 
 INTERNAL_ERROR_WARNING: Final = warning("internal error, admitted unchanged (see the webhook's log)")
 _MIN_LOOKUP_SECONDS: Final = 0.05
@@ -139,9 +139,10 @@ class AdmissionReviewer:
         warnings: list[str] = []
         digests: dict[str, str] = {}
         failures: dict[str, str] = {}
-        if not (self.mode is PullPolicyMode.DENY and offenders(plan.containers)):
+        policy = enforce(plan.containers, self.mode)  # once per review: a denial needs no lookups
+        if policy.denial is None:
             warnings = await self._resolve(request, plan, digests, failures, deadline)
-        decision = decide(plan, self.mode, digests, failures)
+        decision = decide(plan, self.mode, digests, failures, policy=policy)
         self._log(request, decision, digests)
         if decision.denial is not None:
             self._outcomes["denied"].inc()

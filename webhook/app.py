@@ -20,7 +20,7 @@ from autorollout.metrics import ADMISSION_REQUESTS, ADMISSION_SECONDS
 from webhook.admission import AdmissionReviewer
 from webhook.review import ReviewError
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("kube_autorollout.webhook")
 
 # etcd stores objects up to 1.5 MiB; an UPDATE review carries the object twice, plus a little.
 MAX_BODY_BYTES: Final = 4 * 1024 * 1024

@@ -19,7 +19,7 @@ import jsonpatch
 from autorollout.annotations import digest_annotation_key, format_recorded
 from autorollout.patches import annotation_operations
 from webhook.messages import container_warning
-from webhook.policy import PullPolicyMode, enforce
+from webhook.policy import PolicyOutcome, PullPolicyMode, enforce
 from webhook.review import AdmissionRequest, JsonObject, ReviewError
 from webhook.workload import (
     Container,
@@ -142,12 +142,16 @@ def decide(
     mode: PullPolicyMode,
     digests: Mapping[str, str] | None = None,
     failures: Mapping[str, str] | None = None,
+    *,
+    policy: PolicyOutcome | None = None,
 ) -> Decision:
     """Patch operations, warnings or denial for a plan, given digests found per container name.
 
-    `failures` holds a short reason per container whose lookup failed.
+    `failures` holds a short reason per container whose lookup failed; `policy` is what `enforce`
+    said about the plan's containers when the caller already asked.
     """
-    policy = enforce(plan.containers, mode)
+    if policy is None:
+        policy = enforce(plan.containers, mode)
     if policy.denial is not None:
         return Decision(denial=policy.denial)
     changes, warnings = _digest_changes(plan, digests or {}, failures or {})

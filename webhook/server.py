@@ -19,6 +19,7 @@ from typing import Final
 import uvicorn
 from starlette.types import ASGIApp
 
+from autorollout.errors import AutorolloutError
 from autorollout.serving import DEFAULT_LIMITS, EmbeddedServer, HttpLimits, limited_config
 from webhook.tls import ServingCertificate
 
@@ -26,7 +27,7 @@ GRACEFUL_SECONDS: Final = 10.0
 _BACKLOG: Final = 2048
 
 
-class WebhookServerError(Exception):
+class WebhookServerError(AutorolloutError):
     """The listen address cannot be bound."""
 
 

@@ -15,12 +15,14 @@ import ssl
 from dataclasses import dataclass
 from typing import Final
 
-log = logging.getLogger(__name__)
+from autorollout.errors import AutorolloutError
+
+log = logging.getLogger("kube_autorollout.webhook")
 
 DEFAULT_POLL_SECONDS: Final = 5.0
 
 
-class ServingCertificateError(Exception):
+class ServingCertificateError(AutorolloutError):
     """The certificate or key file is missing, unreadable, or the pair does not match."""
 
 

@@ -9,22 +9,17 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
+from autorollout.cli.outcome import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from autorollout.errors import AutorolloutError, UsageError
 
 T = TypeVar("T")
 
 
-class UsageError(Exception):
-    """Bad command-line input; reported with exit code 2."""
-
-
-class ClusterWriteError(Exception):
+class ClusterWriteError(AutorolloutError):
     """Writing to the cluster failed; reported with exit code 1."""
 
 
-class FileWriteError(Exception):
+class FileWriteError(AutorolloutError):
     """Writing the files failed; reported with exit code 1."""
 
 

@@ -10,22 +10,19 @@ import argparse
 import asyncio
 import sys
 
-from autorollout.cli.outcome import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from autorollout.cli.outcome import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, print_error
 from autorollout.cli.wiring import registry_client
-from autorollout.config import ConfigError, load_config
+from autorollout.config import load_config
 from autorollout.credentials import CredentialStore, RegistryCredentials
+from autorollout.errors import ConfigError
 from autorollout.references import ImageReference, InvalidReferenceError, parse_image_reference
-from autorollout.registry.client import ManifestDigest, RegistryClient
+from autorollout.registry.client import RegistryClient
 from autorollout.registry.errors import RegistryConfigError, RegistryError
+from autorollout.registry.manifests import ManifestDigest
 from autorollout.terminal import terminal_safe
 
-_PROG = "kube-autorollout"
 # A platform is "os/architecture/variant"; more than this is not one, and is cut.
 _PLATFORM_WIDTH = 100
-
-
-def _error(message: str) -> None:
-    print(f"{_PROG}: {terminal_safe(message)}", file=sys.stderr)
 
 
 def format_result(result: ManifestDigest, *, platforms: bool) -> str:
@@ -55,10 +52,10 @@ def command(args: argparse.Namespace) -> int:
         ref = parse_image_reference(args.image)
     except ConfigError as exc:
         for problem in exc.problems:
-            _error(problem)
+            print_error(problem)
         return EXIT_USAGE
     except InvalidReferenceError as exc:
-        _error(str(exc))
+        print_error(str(exc))
         return EXIT_USAGE
 
     store = CredentialStore.from_config(config, strict=False)
@@ -66,20 +63,20 @@ def command(args: argparse.Namespace) -> int:
     if credentials is None:
         # Only worth mentioning when it may be why this lookup goes out anonymously.
         for problem in store.problems:
-            _error(f"warning: {problem}")
+            print_error(f"warning: {problem}")
     try:
         client = registry_client(config)
     except RegistryConfigError as exc:
-        _error(str(exc))
+        print_error(str(exc))
         return EXIT_USAGE
 
     platforms = bool(getattr(args, "platforms", False))
     try:
         result = asyncio.run(_resolve(client, ref, credentials, platforms))
     except RegistryError as exc:
-        _error(f"{type(exc).__name__}: {exc}")
+        print_error(f"{type(exc).__name__}: {exc}")
         return EXIT_FAILURE
     sys.stdout.write(format_result(result, platforms=platforms))
     if platforms and not result.is_index:
-        _error(f"{ref} is a single-platform manifest ({result.media_type})")
+        print_error(f"{ref} is a single-platform manifest ({result.media_type})")
     return EXIT_OK

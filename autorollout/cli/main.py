@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 
@@ -11,40 +12,15 @@ from autorollout import __version__
 Command = Callable[[argparse.Namespace], int]
 
 
-def _certs(args: argparse.Namespace) -> int:
-    from autorollout.cli.certs import command  # noqa: PLC0415
+def _command(module: str) -> Command:
+    """`autorollout.cli.<module>.command`, imported when the subcommand runs: each command loads only
+    what it needs (`certs` no HTTP server, `digest` no Kubernetes client)."""
 
-    return command(args)
+    def run(args: argparse.Namespace) -> int:
+        func: Command = importlib.import_module(f"autorollout.cli.{module}").command
+        return func(args)
 
-
-def _run(args: argparse.Namespace) -> int:
-    from autorollout.cli.run import command  # noqa: PLC0415
-
-    return command(args)
-
-
-def _webhook(args: argparse.Namespace) -> int:
-    from autorollout.cli.webhook import command  # noqa: PLC0415
-
-    return command(args)
-
-
-def _reconcile(args: argparse.Namespace) -> int:
-    from autorollout.cli.reconcile import command  # noqa: PLC0415
-
-    return command(args)
-
-
-def _status(args: argparse.Namespace) -> int:
-    from autorollout.cli.status import command  # noqa: PLC0415
-
-    return command(args)
-
-
-def _digest(args: argparse.Namespace) -> int:
-    from autorollout.cli.digest import command  # noqa: PLC0415
-
-    return command(args)
+    return run
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -79,30 +55,30 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="webhook server and reconciler in one process")
     _add_common(run)
     _add_webhook_flags(run)
-    run.set_defaults(func=_run)
+    run.set_defaults(func=_command("run"))
 
     webhook = sub.add_parser("webhook", help="the admission webhook server only")
     _add_common(webhook)
     _add_webhook_flags(webhook)
-    webhook.set_defaults(func=_webhook)
+    webhook.set_defaults(func=_command("webhook"))
 
     reconcile = sub.add_parser("reconcile", help="the scheduled reconciler only")
     _add_common(reconcile)
     reconcile.add_argument("--once", action="store_true", help="run one cycle, then exit")
     reconcile.add_argument("--dry-run", action="store_true", help="with --once: change nothing, print plan")
-    reconcile.set_defaults(func=_reconcile)
+    reconcile.set_defaults(func=_command("reconcile"))
 
     status = sub.add_parser("status", help="table of labeled workloads and whether they are up to date")
     _add_common(status)
     status.add_argument("-o", "--output", choices=["wide"], help="wide: print whole digests")
     status.add_argument("--full", action="store_true", help="print whole digests (same as -o wide)")
-    status.set_defaults(func=_status)
+    status.set_defaults(func=_command("status"))
 
     digest = sub.add_parser("digest", help="resolve one image reference to its registry digest")
     _add_common(digest)
     digest.add_argument("image", metavar="IMAGE")
     digest.add_argument("--platforms", action="store_true", help="also print platform manifest digests")
-    digest.set_defaults(func=_digest)
+    digest.set_defaults(func=_command("digest"))
 
     certs = sub.add_parser("certs", help="webhook TLS: mint certificates, write the caBundle")
     certs_sub = certs.add_subparsers(dest="certs_command", required=True, metavar="SUBCOMMAND")
@@ -135,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     inject.add_argument("--ca-file", required=True, metavar="PATH", help="CA certificate (PEM)")
     for certs_command in (generate, webhook_config, inject):
         _add_common(certs_command)
-    certs.set_defaults(func=_certs)
+    certs.set_defaults(func=_command("certs"))
     return parser
 
 

@@ -5,12 +5,19 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from autorollout.config import ConfigError
-from autorollout.kube import KubeError
-from autorollout.registry.errors import RegistryConfigError, RegistryError
+from autorollout.errors import AutorolloutError, ConfigError, UsageError
+from autorollout.registry.errors import RegistryConfigError
 from autorollout.terminal import terminal_safe
-from reconciler.schedule import ScheduleError
-from webhook.server import WebhookServerError
+
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "PROG",
+    "print_error",
+    "report",
+    "run_reported",
+]
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -18,29 +25,23 @@ EXIT_USAGE = 2
 PROG = "kube-autorollout"
 
 
-class UsageError(Exception):
-    """Bad usage or a configuration the command cannot work with (exit 2)."""
-
-
-def _print(message: str) -> None:
-    # Error texts may quote a registry's or an API server's answer.
-    print(f"{PROG}: {terminal_safe(message)}", file=sys.stderr)
+def print_error(message: str, *, prog: str = PROG) -> None:
+    """`prog: message` on stderr, made safe for a terminal (texts may quote a registry's or an API
+    server's answer)."""
+    print(f"{prog}: {terminal_safe(message)}", file=sys.stderr)
 
 
 def report(exc: Exception, *, failing: str = "") -> int | None:
     """Print `exc` and return its exit code, or None when it is not an error a command reports."""
     if isinstance(exc, ConfigError):
         for problem in exc.problems:
-            _print(problem)
-        return EXIT_USAGE
-    if isinstance(exc, ScheduleError):
-        _print(f"cronSchedule: {exc}")
+            print_error(problem)
         return EXIT_USAGE
     if isinstance(exc, UsageError | RegistryConfigError):
-        _print(str(exc))
+        print_error(str(exc))
         return EXIT_USAGE
-    if isinstance(exc, KubeError | RegistryError | WebhookServerError):
-        _print(f"{failing}{exc}")
+    if isinstance(exc, AutorolloutError):
+        print_error(f"{failing}{exc}")
         return EXIT_FAILURE
     return None
 

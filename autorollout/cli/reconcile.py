@@ -12,24 +12,35 @@ import contextlib
 import logging
 import os
 import secrets
-import signal
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
-from autorollout.cli.outcome import EXIT_FAILURE, EXIT_OK, UsageError, run_reported
+from autorollout.cli.lifecycle import on_stop_signals, serve_until_signalled
+from autorollout.cli.outcome import EXIT_FAILURE, EXIT_OK, run_reported
 from autorollout.cli.startup import announce, announce_api_server, start_logging
 from autorollout.cli.wiring import credential_store, open_resolver
 from autorollout.config import Config
 from autorollout.credentials import CredentialStore
+from autorollout.errors import UsageError
 from autorollout.kube import KubeClient
 from autorollout.kube.pull_secrets import PullSecretReader
 from autorollout.probes import ProbeServer, Readiness
 from autorollout.registry.resolver import DigestResolver
 from autorollout.terminal import terminal_safe
 from reconciler.reconciler import Reconciler
+from reconciler.schedule import ScheduleError
 from reconciler.status import describe_cycle
 
 log = logging.getLogger("kube_autorollout.reconciler")
+
+
+@contextlib.contextmanager
+def schedule_errors_as_usage() -> Iterator[None]:
+    """A `cronSchedule` the reconciler cannot schedule is bad configuration (exit 2)."""
+    try:
+        yield
+    except ScheduleError as exc:
+        raise UsageError(f"cronSchedule: {exc}") from None
 
 
 def reconciler_identity() -> str:
@@ -81,22 +92,17 @@ async def _forever(config: Config, args: argparse.Namespace) -> int:
     readiness = Readiness()
     probes = ProbeServer(readiness, port=config.webserver.port)
 
-    def shutdown() -> None:
+    def stop_early() -> None:  # a signal while the reconciler starts
         stop.set()
         probes.shutdown()
 
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, shutdown)
+    on_stop_signals(stop_early)
     async with open_reconciler(config, args.kubeconfig) as reconciler:
         await announce_api_server(reconciler.kube)
         readiness.add("reconciler", reconciler.readiness)
-        serving = asyncio.create_task(probes.serve(), name="probes")
-        try:
-            await reconciler.run_forever(stop)
-        finally:
-            shutdown()
-            await serving
+        await serve_until_signalled(
+            {"reconciler": reconciler.run_forever(stop)}, probes=probes, stoppers=[stop.set]
+        )
     log.info("reconciler stopped")
     return EXIT_OK
 
@@ -110,6 +116,7 @@ def command(args: argparse.Namespace) -> int:
         startup = start_logging(args)
         announce("reconcile", startup)
         config = startup.config
-        return asyncio.run(_once(config, args) if args.once else _forever(config, args))
+        with schedule_errors_as_usage():
+            return asyncio.run(_once(config, args) if args.once else _forever(config, args))
 
     return run_reported(body, failing="reconcile failed: ")

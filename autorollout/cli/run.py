@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 
+from autorollout.cli.lifecycle import serve_until_signalled
 from autorollout.cli.outcome import EXIT_OK, run_reported
-from autorollout.cli.reconcile import open_reconciler
+from autorollout.cli.reconcile import open_reconciler, schedule_errors_as_usage
 from autorollout.cli.startup import announce, announce_api_server, start_logging
 from autorollout.cli.webhook import (
     open_webhook,
@@ -49,28 +49,15 @@ async def _run(config: Config, settings: WebhookConfig, kubeconfig: str | None) 
         ):
             readiness.add("webhook", webhook.readiness_problem)
             readiness.add("reconciler", reconciler.readiness)
-
-            def shutdown() -> None:
-                log.info("stopping")
-                stop.set()
-                webhook.shutdown()
-                probes.shutdown()
-
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, shutdown)
-            tasks = [
-                asyncio.create_task(webhook.serve(), name="webhook"),
-                asyncio.create_task(probes.serve(), name="probes"),
-                asyncio.create_task(api_health.run(stop), name="api health"),
-                asyncio.create_task(reconciler.run_forever(stop), name="reconciler"),
-            ]
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-            failed = [t for t in done if not t.cancelled() and t.exception() is not None]
-            if failed:
-                shutdown()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                raise failed[0].exception()  # type: ignore[misc]
+            await serve_until_signalled(
+                {
+                    "webhook": webhook.serve(),
+                    "api health": api_health.run(stop),
+                    "reconciler": reconciler.run_forever(stop),
+                },
+                probes=probes,
+                stoppers=[lambda: log.info("stopping"), stop.set, webhook.shutdown],
+            )
     finally:
         await kube.aclose()
     log.info("stopped")
@@ -84,6 +71,7 @@ def command(args: argparse.Namespace) -> int:
         startup = start_logging(args)
         settings = webhook_settings(startup.config, args)
         announce("run", startup, webhook=settings)
-        return run_event_loop(_run(startup.config, settings, args.kubeconfig))
+        with schedule_errors_as_usage():
+            return run_event_loop(_run(startup.config, settings, args.kubeconfig))
 
     return run_reported(body)

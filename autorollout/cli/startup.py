@@ -15,13 +15,13 @@ import httpx
 
 from autorollout import __version__
 from autorollout.config import Config, LoadedConfig, WebhookConfig, read_config
-from autorollout.config_view import effective_config
+from autorollout.config.view import effective_config
 from autorollout.kube import KubeClient, KubeError
 from autorollout.logs import LogLevelChoice, choose_level, configure_logging
 
 __all__ = ["StartUp", "announce", "announce_api_server", "start_logging"]
 
-log = logging.getLogger("kube_autorollout")
+log = logging.getLogger("kube_autorollout.startup")
 _API_VERSION_TIMEOUT = 3.0
 
 

@@ -11,15 +11,16 @@ import asyncio
 import contextlib
 import gc
 import logging
-import signal
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
-from autorollout.cli.outcome import EXIT_OK, UsageError, run_reported
+from autorollout.cli.lifecycle import serve_until_signalled
+from autorollout.cli.outcome import EXIT_OK, run_reported
 from autorollout.cli.startup import announce, announce_api_server, start_logging
 from autorollout.cli.wiring import credential_store, open_admission_resolver, open_resolver
 from autorollout.config import Config, WebhookConfig
 from autorollout.credentials import CredentialStore
+from autorollout.errors import UsageError
 from autorollout.kube import KubeClient, KubeConfigError
 from autorollout.kube.pull_secrets import PullSecretReader
 from autorollout.probes import ProbeServer, Readiness
@@ -128,20 +129,9 @@ async def _serve(config: Config, settings: WebhookConfig, kubeconfig: str | None
             readiness = Readiness()
             readiness.add("webhook", server.readiness_problem)
             probes = ProbeServer(readiness, port=config.webserver.port)
-
-            def shutdown() -> None:
-                server.shutdown()
-                probes.shutdown()
-
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, shutdown)
-            serving = asyncio.create_task(probes.serve(), name="probes")
-            try:
-                await server.serve()
-            finally:
-                shutdown()
-                await serving
+            await serve_until_signalled(
+                {"webhook": server.serve()}, probes=probes, stoppers=[server.shutdown]
+            )
     finally:
         if kube is not None:
             await kube.aclose()

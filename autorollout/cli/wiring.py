@@ -13,7 +13,7 @@ from autorollout.credentials import CredentialStore
 from autorollout.registry.client import RegistryClient
 from autorollout.registry.resolver import DigestResolver
 
-log = logging.getLogger("kube_autorollout")
+log = logging.getLogger("kube_autorollout.registry")
 
 # Admission lookups in flight, in all and per registry host (queued or running); beyond them a
 # lookup is refused at once. Each costs a few KiB, so this bounds what a flood of reviews can hold.

@@ -9,8 +9,8 @@ from autorollout.kube.errors import (
     KubeApiError,
     KubeConfigError,
     KubeError,
+    KubeNotFoundError,
     KubeUnreachableError,
-    NotFoundError,
     TooManyRequestsError,
 )
 from autorollout.kube.paths import (
@@ -35,8 +35,8 @@ __all__ = [
     "KubeClient",
     "KubeConfigError",
     "KubeError",
+    "KubeNotFoundError",
     "KubeUnreachableError",
-    "NotFoundError",
     "TooManyRequestsError",
     "core_collection",
     "core_path",

@@ -7,9 +7,6 @@ counted by verb so that benchmarks and tests can assert the API cost of a cycle.
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import math
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -25,6 +22,7 @@ from autorollout.kube.errors import (
     TooManyRequestsError,
     api_error,
 )
+from autorollout.retry_after import parse_retry_after
 
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
@@ -32,22 +30,6 @@ _MAX_THROTTLE_RETRIES = 3
 _MAX_RETRY_AFTER_SECONDS = 30.0
 
 JsonObject = dict[str, Any]
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header; None when absent or unreadable (never raises: any error
-    answer goes through here, and a bad header must not hide the API error behind a ValueError)."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            parsed = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        return max(0.0, parsed.timestamp() - time.time())
-    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def _error_from(response: httpx.Response) -> KubeApiError:
@@ -59,7 +41,9 @@ def _error_from(response: httpx.Response) -> KubeApiError:
             message = str(status.get("message") or message)
     except orjson.JSONDecodeError:
         pass
-    return api_error(response.status_code, reason, message, _retry_after(response.headers.get("Retry-After")))
+    return api_error(
+        response.status_code, reason, message, parse_retry_after(response.headers.get("Retry-After"))
+    )
 
 
 class KubeClient:

@@ -161,6 +161,13 @@ def _from_kubeconfig(path: str | None) -> ConnectionSettings:
     simple = _simple_kubeconfig(path)
     if simple is not None:
         return simple
+    where = path or os.environ.get("KUBECONFIG") or "~/.kube/config"
+    file = _kubeconfig_file(path)
+    if file is not None and not file.exists():
+        # What the official loader says, without importing it (~35 MiB) only to fail.
+        raise KubeConfigError(
+            f"cannot load kubeconfig {where}: Invalid kube-config file. No configuration found."
+        )
     # Imported here: the kubernetes package is slow to import and only needed outside a cluster.
     from kubernetes import client as k8s_client  # noqa: PLC0415
     from kubernetes import config as k8s_config  # noqa: PLC0415
@@ -173,7 +180,6 @@ def _from_kubeconfig(path: str | None) -> ConnectionSettings:
         )
         _, active = k8s_config.list_kube_config_contexts(config_file=path)
     except (ConfigException, OSError, TypeError, ValueError) as exc:
-        where = path or os.environ.get("KUBECONFIG") or "~/.kube/config"
         raise KubeConfigError(f"cannot load kubeconfig {where}: {exc}") from None
 
     context: ssl.SSLContext | bool

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from autorollout.errors import AutorolloutError
 
-class KubeError(Exception):
+
+class KubeError(AutorolloutError):
     """Base of every error raised while talking to the Kubernetes API."""
 
 
@@ -26,7 +28,7 @@ class KubeApiError(KubeError):
         self.retry_after = retry_after
 
 
-class NotFoundError(KubeApiError):
+class KubeNotFoundError(KubeApiError):
     """404: the object or collection does not exist."""
 
 
@@ -47,7 +49,7 @@ class TooManyRequestsError(KubeApiError):
 
 
 _BY_STATUS: dict[int, type[KubeApiError]] = {
-    404: NotFoundError,
+    404: KubeNotFoundError,
     409: ConflictError,
     410: GoneError,
     422: InvalidError,

@@ -14,7 +14,7 @@ from autorollout.kube.client import JsonObject, KubeClient
 from autorollout.kube.errors import KubeError
 from autorollout.kube.paths import core_path
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("kube_autorollout.kube")
 
 PullSecretCredentials = dict[str, RegistryCredentials]
 

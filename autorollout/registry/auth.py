@@ -14,15 +14,9 @@ Anonymous lookups are never locked.
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
-import json
-import math
-import re
-import ssl
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, NoReturn
 
@@ -35,6 +29,7 @@ from autorollout.registry.authorization import (
     secret_forms,
     source_of,
 )
+from autorollout.registry.challenges import Challenge, parse_www_authenticate, pick_challenge
 from autorollout.registry.errors import (
     BadResponseError,
     CredentialBackoffError,
@@ -44,163 +39,22 @@ from autorollout.registry.errors import (
     ServerError,
     UnauthorizedError,
 )
-from autorollout.registry.wire import read_capped, transport_error, url_problem
+from autorollout.registry.tokens import (
+    MAX_TOKEN_RESPONSE_BYTES,
+    Clock,
+    TokenCache,
+    TokenKey,
+    parse_token_response,
+)
+from autorollout.registry.wire import is_loopback_host, read_capped, ssl_cause, transport_error, url_problem
 
 if TYPE_CHECKING:
     from autorollout.credentials import RegistryCredentials
 
-Clock = Callable[[], float]
 
 ANONYMOUS = "anonymous"
-DEFAULT_TOKEN_LIFETIME = 60.0
-# A token is re-fetched at least this often, whatever lifetime its service claims (1e400, 10**400).
-MAX_TOKEN_LIFETIME = 3600.0
-# Renew a token a little before the registry would reject it (clock skew, request time).
-TOKEN_MARGIN = 5.0
 LOCKOUT_INITIAL = 300.0
 LOCKOUT_MAX = 3600.0
-MAX_TOKEN_RESPONSE_BYTES = 256 * 1024
-_MAX_TOKENS = 4096
-
-_HTTP_TOKEN_RE = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"  # noqa: S105 (RFC 7230 "token", not a secret)
-_PARAM_RE = re.compile(rf'\s*({_HTTP_TOKEN_RE})\s*=\s*(?:"((?:[^"\\]|\\.)*)"|({_HTTP_TOKEN_RE}))\s*')
-_SCHEME_RE = re.compile(rf"\s*({_HTTP_TOKEN_RE})(?=\s|$|,)")
-_TOKEN68_RE = re.compile(r"\s*[A-Za-z0-9\-._~+/]+=*\s*(?=,|$)")
-
-
-@dataclass(frozen=True, slots=True)
-class Challenge:
-    """One `WWW-Authenticate` challenge: scheme in lowercase ("basic", "bearer") and its parameters."""
-
-    scheme: str
-    params: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def realm(self) -> str | None:
-        return self.params.get("realm")
-
-
-def parse_www_authenticate(header: str) -> list[Challenge]:
-    """Parse a `WWW-Authenticate` value (RFC 7235), possibly several challenges; junk is skipped."""
-    challenges: list[Challenge] = []
-    pos = 0
-    while pos < len(header):
-        if header[pos] in ", \t":
-            pos += 1
-            continue
-        scheme = _SCHEME_RE.match(header, pos)
-        if scheme is None:
-            # Garbage: skip to the next comma and try again.
-            nxt = header.find(",", pos)
-            pos = len(header) if nxt == -1 else nxt + 1
-            continue
-        pos = scheme.end()
-        params: dict[str, str] = {}
-        token68 = _TOKEN68_RE.match(header, pos)
-        if token68 is not None and not _PARAM_RE.match(header, pos):
-            pos = token68.end()
-        else:
-            while True:
-                param = _PARAM_RE.match(header, pos)
-                if param is None:
-                    break
-                name, quoted, plain = param.groups()
-                value = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else plain
-                params[name.lower()] = value
-                pos = param.end()
-                if pos < len(header) and header[pos] == ",":
-                    pos += 1
-                    if not _PARAM_RE.match(header, pos):
-                        break
-                else:
-                    break
-        challenges.append(Challenge(scheme.group(1).lower(), params))
-    return challenges
-
-
-def pick_challenge(challenges: list[Challenge]) -> Challenge | None:
-    """Prefer Bearer (the token flow) over Basic, as Docker does; other schemes are unsupported."""
-    for scheme in ("bearer", "basic"):
-        for challenge in challenges:
-            if challenge.scheme == scheme:
-                return challenge
-    return None
-
-
-def repository_scope(repository: str) -> str:
-    """The token scope to pull one repository."""
-    return f"repository:{repository}:pull"
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for localhost, 127.0.0.0/8 and ::1 (brackets and port allowed)."""
-    name = host
-    if name.startswith("["):
-        name = name[1 : name.find("]")] if "]" in name else name[1:]
-    elif name.count(":") == 1:
-        name = name.split(":", 1)[0]
-    name = name.lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-@dataclass(frozen=True, slots=True)
-class _Token:
-    value: str = field(repr=False)
-    expires_at: float
-
-
-TokenKey = tuple[str, str, str, str]  # (realm, service, scope, credential fingerprint)
-
-
-class TokenCache:
-    """Bearer tokens by (realm, service, scope, credential fingerprint) until they expire."""
-
-    def __init__(self, clock: Clock = time.monotonic) -> None:
-        self._clock = clock
-        self._tokens: dict[TokenKey, _Token] = {}
-        self._locks: dict[TokenKey, asyncio.Lock] = {}
-
-    def get(self, key: TokenKey) -> str | None:
-        token = self._tokens.get(key)
-        if token is None:
-            return None
-        if token.expires_at <= self._clock():
-            del self._tokens[key]
-            return None
-        return token.value
-
-    def put(self, key: TokenKey, value: str, expires_in: float) -> None:
-        lifetime = max(0.0, expires_in - min(TOKEN_MARGIN, expires_in / 10))
-        if len(self._tokens) >= _MAX_TOKENS:
-            self._prune()
-        self._tokens[key] = _Token(value, self._clock() + lifetime)
-
-    def discard(self, key: TokenKey) -> None:
-        self._tokens.pop(key, None)
-
-    def lock(self, key: TokenKey) -> asyncio.Lock:
-        """One lock per key so concurrent lookups of one scope fetch one token, not many."""
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = self._locks[key] = asyncio.Lock()
-        return lock
-
-    def __len__(self) -> int:
-        return len(self._tokens)
-
-    def _prune(self) -> None:
-        now = self._clock()
-        for key in [k for k, t in self._tokens.items() if t.expires_at <= now]:
-            del self._tokens[key]
-        while len(self._tokens) >= _MAX_TOKENS:
-            del self._tokens[next(iter(self._tokens))]
-        for key in [k for k, lock in self._locks.items() if not lock.locked() and k not in self._tokens]:
-            del self._locks[key]
 
 
 @dataclass(slots=True)
@@ -262,16 +116,6 @@ class Sent(Enum):
     STATIC_BEARER = "static bearer token"
     FETCHED_TOKEN = "fetched token"  # noqa: S105
     CACHED_TOKEN = "cached token"  # noqa: S105
-
-
-def ssl_cause(exc: BaseException) -> ssl.SSLError | None:
-    """The ssl error behind an httpx/httpcore transport error, if that is what it was."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
 
 
 def _fingerprint(credentials: RegistryCredentials | None) -> str:
@@ -496,44 +340,9 @@ class RegistryAuth(httpx.Auth):
             self._state.lockout.record_success(self._registry, self._fingerprint)
 
 
-def parse_token_response(body: bytes, *, realm: str = "", registry: str = "") -> tuple[str, float]:
-    """(token, expires_in seconds) from a token service's JSON answer (`token` or `access_token`)."""
-    try:
-        data = json.loads(body)
-    except ValueError as exc:
-        raise BadResponseError(f"token response from {realm} is not JSON", registry=registry) from exc
-    if not isinstance(data, dict):
-        raise BadResponseError(f"token response from {realm} is not a JSON object", registry=registry)
-    token = data.get("token") or data.get("access_token")
-    if not isinstance(token, str) or not token:
-        raise BadResponseError(f"token response from {realm} has no token", registry=registry)
-    return token, token_lifetime(data.get("expires_in"))
-
-
-def token_lifetime(expires_in: object) -> float:
-    """Seconds a token may be cached for its `expires_in`: absent, not a number, zero, negative or
-    NaN mean the spec's default of 60; more than MAX_TOKEN_LIFETIME (also an integer too large
-    for a float) is clamped to it."""
-    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float):
-        return DEFAULT_TOKEN_LIFETIME
-    if (isinstance(expires_in, float) and math.isnan(expires_in)) or expires_in <= 0:
-        return DEFAULT_TOKEN_LIFETIME
-    # int vs float comparison is exact in Python, so 10**400 is compared, never converted.
-    return MAX_TOKEN_LIFETIME if expires_in >= MAX_TOKEN_LIFETIME else float(expires_in)
-
-
 __all__ = [
     "AuthState",
-    "Challenge",
     "CredentialLockout",
     "RegistryAuth",
     "RegistryError",
-    "TokenCache",
-    "is_loopback_host",
-    "parse_token_response",
-    "parse_www_authenticate",
-    "pick_challenge",
-    "repository_scope",
-    "ssl_cause",
-    "token_lifetime",
 ]

@@ -20,60 +20,58 @@ retry whose backoff would outlast the deadline is not made; the last error is re
 from __future__ import annotations
 
 import asyncio
-import datetime
-import email.utils
-import hashlib
 import json
-import os
-import random
 import ssl
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 
 from autorollout import __version__
-from autorollout.references import is_valid_digest
-from autorollout.registry.auth import (
-    AuthState,
-    Clock,
-    RegistryAuth,
-    Sent,
-    is_loopback_host,
-    repository_scope,
-    ssl_cause,
-)
+from autorollout.registry.auth import AuthState, RegistryAuth, Sent
 from autorollout.registry.authorization import redact, secret_forms
+from autorollout.registry.challenges import repository_scope
 from autorollout.registry.errors import (
     BadResponseError,
     ForbiddenError,
     LookupTimeoutError,
     NotFoundError,
     RateLimitedError,
-    RegistryConfigError,
     RegistryError,
     RegistryTlsError,
     ServerError,
     UnauthorizedError,
     UnreachableError,
 )
+from autorollout.registry.manifests import (
+    INDEX_MEDIA_TYPES,
+    MANIFEST_ACCEPT,
+    ManifestDigest,
+    PlatformManifest,
+    json_object,
+    parse_index,
+    valid_digest,
+    verify_manifest,
+)
 from autorollout.registry.pools import HostPools
-from autorollout.registry.wire import read_capped, redirect_target, transport_error
+from autorollout.registry.retry import RetryPolicy
+from autorollout.registry.tokens import Clock
+from autorollout.registry.trust import build_ssl_context
+from autorollout.registry.wire import (
+    is_loopback_host,
+    read_capped,
+    redirect_target,
+    ssl_cause,
+    transport_error,
+)
+from autorollout.retry_after import parse_retry_after
 
 if TYPE_CHECKING:
     from autorollout.credentials import RegistryCredentials
     from autorollout.references import ImageReference
 
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-# containerd's order: list types first, or a registry may answer with one platform's manifest.
-MANIFEST_ACCEPT = ", ".join((OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST))
-INDEX_MEDIA_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 ARTIFACTORY_HEADERS = ("x-artifactory-id", "x-jfrog-version", "x-artifactory-node-id")
 DEFAULT_TIMEOUT = httpx.Timeout(connect=3.0, read=10.0, write=10.0, pool=10.0)
@@ -83,76 +81,6 @@ _ERROR_DETAIL_BYTES = 16 * 1024
 DEFAULT_CONNECTIONS_PER_HOST = 32
 
 RequestObserver = Callable[[str, str, str], None]
-
-
-@dataclass(frozen=True, slots=True)
-class PlatformManifest:
-    """One entry of an image index / manifest list."""
-
-    digest: str
-    media_type: str
-    os: str
-    architecture: str
-    variant: str | None = None
-
-    @property
-    def platform(self) -> str:
-        """ "linux/arm64" or "linux/arm/v7"."""
-        parts = [self.os, self.architecture] + ([self.variant] if self.variant else [])
-        return "/".join(parts)
-
-
-@dataclass(frozen=True, slots=True)
-class ManifestDigest:
-    """The digest a tag points to; for an index (when asked for) the platform manifests in it."""
-
-    digest: str
-    media_type: str
-    platform_digests: tuple[str, ...] = ()
-    platforms: tuple[PlatformManifest, ...] = ()
-
-    @property
-    def is_index(self) -> bool:
-        return self.media_type in INDEX_MEDIA_TYPES
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Bounded retries with jittered exponential backoff, for 5xx, 429 and network failures only."""
-
-    attempts: int = 3
-    base_delay: float = 0.2
-    max_delay: float = 2.0
-    # A longer Retry-After is not waited for: the error is reported and the next cycle tries again.
-    max_retry_after: float = 10.0
-
-    def delay(
-        self, failed_attempt: int, error: RegistryError, rand: Callable[[], float] = random.random
-    ) -> float | None:
-        """Seconds to wait before the next attempt, or None to give up (`failed_attempt` counts from 1)."""
-        if not error.retryable or failed_attempt >= self.attempts:
-            return None
-        if isinstance(error, RateLimitedError) and error.retry_after is not None:
-            return error.retry_after if error.retry_after <= self.max_retry_after else None
-        backoff = min(self.max_delay, self.base_delay * 2.0 ** (failed_attempt - 1))
-        return backoff * (0.5 + rand() / 2)
-
-
-def parse_retry_after(value: str | None, now: datetime.datetime | None = None) -> float | None:
-    """`Retry-After` as seconds from now: delta-seconds or an HTTP date; None when absent or invalid."""
-    if value is None:
-        return None
-    text = value.strip()
-    if text.isascii() and text.isdigit():  # not "²": isdigit() takes Unicode digits float() refuses
-        return float(text)
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.UTC)
-    current = now or datetime.datetime.now(datetime.UTC)
-    return max(0.0, (when - current).total_seconds())
 
 
 def artifactory_fallback_path(repository: str, reference: str) -> str | None:
@@ -168,101 +96,9 @@ def is_artifactory_response(response: httpx.Response) -> bool:
     return any(name in response.headers for name in ARTIFACTORY_HEADERS)
 
 
-def parse_index(body: bytes) -> tuple[PlatformManifest, ...]:
-    """The `manifests` of an OCI index / Docker manifest list; raises BadResponseError when malformed."""
-    data = _json_object(body)
-    entries = data.get("manifests")
-    if not isinstance(entries, list):
-        raise BadResponseError("index has no 'manifests' list")
-    platforms = []
-    for entry in entries:
-        if not isinstance(entry, dict) or not isinstance(entry.get("digest"), str):
-            raise BadResponseError("index entry without a digest")
-        if not is_valid_digest(entry["digest"]):
-            # Shown by `digest --platforms` and used as a manifest reference: never taken as written.
-            raise BadResponseError("index entry with an invalid digest (expected sha256:<64 hex digits>)")
-        raw_platform = entry.get("platform")
-        platform: dict[str, Any] = raw_platform if isinstance(raw_platform, dict) else {}
-        variant = platform.get("variant")
-        platforms.append(
-            PlatformManifest(
-                digest=entry["digest"],
-                media_type=str(entry.get("mediaType", "")),
-                os=str(platform.get("os", "unknown")),
-                architecture=str(platform.get("architecture", "unknown")),
-                variant=str(variant) if variant else None,
-            )
-        )
-    return tuple(platforms)
-
-
-def verify_manifest(body: bytes, header: str | None, pinned: str | None = None) -> str:
-    """The digest of a manifest body, checked against the `Docker-Content-Digest` header (its
-    algorithm is used when given) and against the digest asked for; BadResponseError on mismatch."""
-    expected = _valid_digest(header) if header is not None else None
-    if header is not None and expected is None:
-        raise BadResponseError(f"registry sent an invalid Docker-Content-Digest {header[:100]!r}")
-    algorithm = expected.split(":", 1)[0] if expected else "sha256"
-    computed = f"{algorithm}:{hashlib.new(algorithm, body).hexdigest()}"
-    if expected is not None and computed != expected:
-        raise BadResponseError(
-            f"manifest body does not match its Docker-Content-Digest ({expected} != {computed})"
-        )
-    if pinned is not None and pinned.split(":", 1)[0] == algorithm and computed != pinned:
-        raise BadResponseError(f"manifest body does not match the requested digest {pinned}")
-    return computed
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body)
-    except ValueError as exc:
-        raise BadResponseError("manifest is not valid JSON") from exc
-    if not isinstance(data, dict):
-        raise BadResponseError("manifest is not a JSON object")
-    return data
-
-
-def build_ssl_context(ca_paths: Sequence[str]) -> ssl.SSLContext:
-    """The system trust store plus each CA file of `tls.caCertificatePaths` (a directory: every
-    file in it, as Kubernetes mounts a Secret or ConfigMap)."""
-    context = ssl.create_default_context()
-    for path in ca_paths:
-        if os.path.isdir(path):
-            files = sorted(
-                os.path.join(path, name)
-                for name in os.listdir(path)
-                if not name.startswith(".") and os.path.isfile(os.path.join(path, name))
-            )
-            if not files:
-                raise RegistryConfigError(
-                    f"CA certificate directory {path} (tls.caCertificatePaths) is empty"
-                )
-        elif os.path.isfile(path):
-            files = [path]
-        else:
-            raise RegistryConfigError(f"CA certificate file {path} (tls.caCertificatePaths) does not exist")
-        for file in files:
-            try:
-                context.load_verify_locations(cafile=file)
-            except (ssl.SSLError, OSError) as exc:
-                raise RegistryConfigError(
-                    f"CA certificate file {file} (tls.caCertificatePaths) is not a readable PEM "
-                    f"certificate: {exc}"
-                ) from exc
-    return context
-
-
 def _media_type(response: httpx.Response) -> str:
     content_type: str = response.headers.get("Content-Type", "")
     return content_type.split(";", 1)[0].strip()
-
-
-def _valid_digest(text: str | None) -> str | None:
-    if text is None:
-        return None
-    digest = text.strip()
-    return digest if is_valid_digest(digest) else None
 
 
 class _PlainHttpPort(Exception):
@@ -432,7 +268,7 @@ class RegistryClient:
                 # Reading the (empty) body completes the exchange, so the connection is kept alive.
                 await self._finish_head(response)
                 if response.status_code == 200:
-                    digest = _valid_digest(response.headers.get("Docker-Content-Digest"))
+                    digest = valid_digest(response.headers.get("Docker-Content-Digest"))
                     if digest is not None:
                         return ManifestDigest(digest=digest, media_type=_media_type(response))
                 elif response.status_code != 405:
@@ -467,7 +303,7 @@ class RegistryClient:
         digest = verify_manifest(body, response.headers.get("Docker-Content-Digest"), pinned)
         # Every manifest is a JSON object: anything else (an HTML page a proxy answered with 200)
         # must not become a digest, or it would look like a moved tag and roll pods.
-        document = _json_object(body)
+        document = json_object(body)
         media_type = _media_type(response)
         if not media_type or media_type in ("application/json", "application/octet-stream"):
             media_type = str(document.get("mediaType", media_type))
@@ -611,18 +447,6 @@ class _ArtifactoryHint(Exception):
 
 
 __all__ = [
-    "DOCKER_MANIFEST",
-    "DOCKER_MANIFEST_LIST",
-    "MANIFEST_ACCEPT",
-    "OCI_INDEX",
-    "OCI_MANIFEST",
-    "ManifestDigest",
-    "PlatformManifest",
     "RegistryClient",
-    "RetryPolicy",
     "artifactory_fallback_path",
-    "build_ssl_context",
-    "parse_index",
-    "parse_retry_after",
-    "verify_manifest",
 ]

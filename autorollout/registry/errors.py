@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from autorollout.errors import AutorolloutError
 
-class RegistryError(Exception):
+
+class RegistryError(AutorolloutError):
     """A digest lookup failed; `registry` is the host[:port], `reference` the image as text."""
 
     retryable = False

@@ -30,14 +30,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from autorollout.registry.cache import TtlCache
-from autorollout.registry.client import ManifestDigest, RegistryClient
+from autorollout.registry.client import RegistryClient
 from autorollout.registry.errors import BadResponseError, LookupTimeoutError, RegistryError
+from autorollout.registry.manifests import ManifestDigest
 
 if TYPE_CHECKING:
     from autorollout.credentials import RegistryCredentials
     from autorollout.references import ImageReference
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("kube_autorollout.registry")
 
 CacheKey = tuple[str, str, bool]
 LookupResult = ManifestDigest | RegistryError

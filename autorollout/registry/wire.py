@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import ssl
 
 import httpx
 
@@ -103,4 +104,37 @@ def redirect_target(request_url: httpx.URL, location: str) -> httpx.URL:
     return url
 
 
-__all__ = ["read_capped", "redirect_target", "transport_error", "url_problem"]
+def is_loopback_host(host: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1 (brackets and port allowed)."""
+    name = host
+    if name.startswith("["):
+        name = name[1 : name.find("]")] if "]" in name else name[1:]
+    elif name.count(":") == 1:
+        name = name.split(":", 1)[0]
+    name = name.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def ssl_cause(exc: BaseException) -> ssl.SSLError | None:
+    """The ssl error behind an httpx/httpcore transport error, if that is what it was."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+__all__ = [
+    "is_loopback_host",
+    "read_capped",
+    "redirect_target",
+    "ssl_cause",
+    "transport_error",
+    "url_problem",
+]

@@ -13,7 +13,7 @@ from autorollout.kube import (
     ConflictError,
     InvalidError,
     KubeClient,
-    NotFoundError,
+    KubeNotFoundError,
     core_path,
     workload_collection,
     workload_path,
@@ -69,7 +69,7 @@ def test_create_list_patch_and_errors(cluster: LocalCluster, namespace: str) -> 
             stale = dict(created)
             with pytest.raises(ConflictError):
                 await kube.replace(path, stale)
-            with pytest.raises(NotFoundError):
+            with pytest.raises(KubeNotFoundError):
                 await kube.get(workload_path("Deployment", namespace, "missing"))
             assert kube.requests["PATCH"] == 2
 

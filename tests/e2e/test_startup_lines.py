@@ -16,6 +16,7 @@ from certs.mint import write_bundle
 from tests.e2e.reconciler_helpers import log_messages, start_cli, wait_for
 from tests.e2e.webhook_process import start_webhook
 from tests.harness.cluster import LocalCluster
+from tests.harness.commands import webhook_flags
 from tests.harness.registry import free_port
 
 ENV_TOKEN = "env-token-Canary-5b1c"
@@ -65,8 +66,7 @@ def test_start_up_lines_of_the_long_running_commands(
     args = [command]
     if command == "run":
         bundle = write_bundle(tmp_path / "tls", ["localhost"], ["127.0.0.1"])
-        args += ["--tls-cert", str(bundle.tls_cert), "--tls-key", str(bundle.tls_key)]
-        args += ["--webhook-host", "127.0.0.1", "--webhook-port", str(free_port())]
+        args += webhook_flags(bundle.tls_cert, bundle.tls_key, free_port())
     process = start_cli(
         cluster,
         config,

@@ -25,6 +25,7 @@ import yaml
 
 from certs.mint import write_bundle
 from tests.harness.cluster import LocalCluster
+from tests.harness.commands import webhook_flags
 from tests.harness.registry import free_port
 
 T = TypeVar("T")
@@ -94,14 +95,7 @@ def start_webhook(
         command,
         "--config",
         str(config_path),
-        "--tls-cert",
-        str(bundle.tls_cert),
-        "--tls-key",
-        str(bundle.tls_key),
-        "--webhook-host",
-        "127.0.0.1",
-        "--webhook-port",
-        str(port),
+        *webhook_flags(bundle.tls_cert, bundle.tls_key, port),
     ]
     if kubeconfig is None and cluster is not None:
         kubeconfig = cluster.kubeconfig

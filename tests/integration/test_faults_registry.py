@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from autorollout.references import parse_image_reference
-from autorollout.registry.client import ManifestDigest, RegistryClient
+from autorollout.registry.client import RegistryClient
 from autorollout.registry.errors import (
     BadResponseError,
     LookupTimeoutError,
@@ -23,6 +23,7 @@ from autorollout.registry.errors import (
     UnauthorizedError,
     UnreachableError,
 )
+from autorollout.registry.manifests import ManifestDigest
 from autorollout.registry.resolver import DigestResolver, Lookup
 from certs.mint import write_bundle
 from tests.fixtures.registry import credentials_for

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from autorollout.references import is_valid_digest, parse_image_reference
-from autorollout.registry.client import RegistryClient, RetryPolicy
+from autorollout.registry.client import RegistryClient
 from autorollout.registry.errors import (
     BadResponseError,
     LookupTimeoutError,
@@ -25,6 +25,7 @@ from autorollout.registry.errors import (
     UnreachableError,
 )
 from autorollout.registry.resolver import DigestResolver, Lookup
+from autorollout.registry.retry import RetryPolicy
 from tests.harness.hostile import MANIFEST_DIGEST, HostileRegistry, digest_of
 
 pytestmark = pytest.mark.integration

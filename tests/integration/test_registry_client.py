@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from autorollout.registry.client import OCI_INDEX, OCI_MANIFEST, ManifestDigest
 from autorollout.registry.errors import NotFoundError
+from autorollout.registry.manifests import OCI_INDEX, OCI_MANIFEST, ManifestDigest
 from tests.fixtures.registry import client_for, credentials_for, ref
 from tests.harness.registry import LocalRegistry
 

@@ -13,13 +13,14 @@ import httpx
 import pytest
 
 from autorollout.references import parse_image_reference
-from autorollout.registry.client import RegistryClient, RetryPolicy
+from autorollout.registry.client import RegistryClient
 from autorollout.registry.errors import (
     BadResponseError,
     RegistryConfigError,
     RegistryTlsError,
     UnreachableError,
 )
+from autorollout.registry.retry import RetryPolicy
 from certs.mint import mint_ca
 from tests.fixtures.registry import client_for, ref
 from tests.harness.faultproxy import FaultProxy as _FaultyProxy

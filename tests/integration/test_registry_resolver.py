@@ -13,8 +13,9 @@ import pytest
 from autorollout.cli.wiring import open_admission_resolver, open_resolver
 from autorollout.config import Config
 from autorollout.references import parse_image_reference
-from autorollout.registry.client import ManifestDigest, RegistryClient
+from autorollout.registry.client import RegistryClient
 from autorollout.registry.errors import LookupTimeoutError, NotFoundError
+from autorollout.registry.manifests import ManifestDigest
 from autorollout.registry.resolver import DigestResolver, Lookup, LookupRefusedError
 from tests.fixtures.registry import client_for, credentials_for
 from tests.harness.registry import LocalRegistry

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from autorollout.registry.client import ManifestDigest
+from autorollout.registry.manifests import ManifestDigest
 
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from autorollout.config import WebhookConfig, read_config
-from autorollout.config_view import FROM_ENVIRONMENT, REDACTED, effective_config
+from autorollout.config.view import FROM_ENVIRONMENT, REDACTED, effective_config
 
 pytestmark = pytest.mark.unit
 

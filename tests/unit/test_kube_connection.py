@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import os
 import ssl
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +98,33 @@ def test_missing_or_broken_files_are_left_to_the_official_loader(tmp_path: Path)
     assert _simple_kubeconfig(str(tmp_path / "absent")) is None
     (tmp_path / "broken").write_text("clusters: [")
     assert _simple_kubeconfig(str(tmp_path / "broken")) is None
+
+
+def test_no_kubeconfig_at_all_is_reported_without_importing_the_official_client(tmp_path: Path) -> None:
+    # `webhook` without a kubeconfig imported the official client (~35 MiB of RSS) only to fail.
+    script = (
+        "import sys\n"
+        "from autorollout.kube.connection import load_connection\n"
+        "from autorollout.kube.errors import KubeConfigError\n"
+        "for path in (None, sys.argv[1]):\n"
+        "    try:\n"
+        "        load_connection(path)\n"
+        "    except KubeConfigError as exc:\n"
+        "        print(exc)\n"
+        "print('kubernetes' in sys.modules)\n"
+    )
+    env = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "")}
+    absent = str(tmp_path / "absent")
+    out = subprocess.run(
+        [sys.executable, "-c", script, absent],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=60,
+    ).stdout.splitlines()
+    assert out == [
+        "cannot load kubeconfig ~/.kube/config: Invalid kube-config file. No configuration found.",
+        f"cannot load kubeconfig {absent}: Invalid kube-config file. No configuration found.",
+        "False",
+    ]

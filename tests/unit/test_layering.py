@@ -1,8 +1,11 @@
-"""The dependency directions of the layout: the core never imports the halves, nor they each other."""
+"""The dependency directions of the layout (the layering): the core never imports the halves, nor they
+each other, certs/ neither; only the command line composes both halves; pure modules load no I/O stack."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -59,6 +62,84 @@ def test_webhook_never_imports_reconciler() -> None:
 
 def test_reconciler_never_imports_webhook() -> None:
     assert violations("reconciler", {"webhook"}) == []
+
+
+def test_certs_never_imports_webhook_or_reconciler() -> None:
+    assert modules("certs"), "certs/ has modules"
+    assert violations("certs", {"webhook", "reconciler"}) == []
+
+
+PRODUCT = ("autorollout", "webhook", "reconciler", "certs")
+
+
+def _module_name(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+
+
+def _direct_imports(path: Path, known: set[str]) -> set[str]:
+    """Product modules `path` imports: `import a.b`, `from a import b` (b a module or a name in a)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        for name in names:
+            parts = name.split(".")
+            # a module imports every package above it too
+            found.update(
+                ".".join(parts[:i]) for i in range(1, len(parts) + 1) if ".".join(parts[:i]) in known
+            )
+    return found
+
+
+def composing_modules() -> list[str]:
+    """Product modules whose imports reach both webhook/ and reconciler/, directly or not."""
+    paths = {_module_name(path): path for package in PRODUCT for path in modules(package)}
+    direct = {name: _direct_imports(path, set(paths)) for name, path in paths.items()}
+    reaching: list[str] = []
+    for name, path in paths.items():
+        seen, todo = {name}, [name]
+        while todo:
+            for imported in direct[todo.pop()] - seen:
+                seen.add(imported)
+                todo.append(imported)
+        halves = {module.split(".")[0] for module in seen} & {"webhook", "reconciler"}
+        if halves == {"webhook", "reconciler"}:
+            reaching.append(str(path.relative_to(ROOT)))
+    return sorted(reaching)
+
+
+def test_only_the_command_line_composes_both_halves() -> None:
+    composing = composing_modules()
+    assert "autorollout/cli/run.py" in composing
+    assert [path for path in composing if not path.startswith("autorollout/cli/")] == []
+
+
+# Plain functions on plain data: importing them must not load an HTTP client, server or the
+# official Kubernetes client (pure planners import the manifest types, the webhook its mutation).
+PURE_MODULES = (
+    "autorollout.references",
+    "autorollout.patterns",
+    "autorollout.config.cron",
+    "autorollout.registry.manifests",
+    "autorollout.registry.challenges",
+    "autorollout.retry_after",
+    "webhook.policy",
+    "webhook.mutation",
+    "webhook.review",
+)
+IO_STACKS = ("httpx", "httpcore", "uvicorn", "starlette", "kubernetes")
+
+
+@pytest.mark.parametrize("module", PURE_MODULES)
+def test_pure_modules_load_no_io_stack(module: str) -> None:
+    script = (
+        f"import sys, {module}; print(sorted({{m.split('.')[0] for m in sys.modules}} & set({IO_STACKS!r})))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"
 
 
 def test_the_checker_sees_every_import_form(tmp_path: Path) -> None:

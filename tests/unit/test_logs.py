@@ -1,6 +1,9 @@
-"""Log level choice: config `logLevel` > RUST_LOG (upstream's chart) > info."""
+"""Log level choice: config `logLevel` > RUST_LOG (upstream's chart) > info; one logger naming scheme."""
 
 from __future__ import annotations
+
+import ast
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +59,25 @@ def test_precedence_config_then_rust_log_then_default() -> None:
     assert (unreadable.level, unreadable.source, len(unreadable.problems)) == ("info", "default", 1)
     other_crates = choose_level(None, {"RUST_LOG": "hyper=trace"})
     assert (other_crates.level, other_crates.source) == ("info", "default")
+
+
+def test_every_logger_of_the_product_is_named_kube_autorollout_dot_area() -> None:
+    root = Path(__file__).resolve().parents[2]
+    names: dict[str, str] = {}
+    for package in ("autorollout", "webhook", "reconciler", "certs"):
+        for path in (root / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "getLogger"
+                    and node.args
+                    and path.name != "logs.py"  # configures the root and third-party loggers
+                ):
+                    arg = node.args[0]
+                    names[f"{path.relative_to(root)}:{node.lineno}"] = (
+                        arg.value if isinstance(arg, ast.Constant) else ast.unparse(arg)
+                    )
+    assert len(names) >= 10
+    wrong = {where: name for where, name in names.items() if not str(name).startswith("kube_autorollout.")}
+    assert wrong == {}

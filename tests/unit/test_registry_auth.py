@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from autorollout.registry.auth import (
-    MAX_TOKEN_LIFETIME,
-    Challenge,
-    CredentialLockout,
-    TokenCache,
-    is_loopback_host,
-    parse_token_response,
-    parse_www_authenticate,
-    pick_challenge,
-    token_lifetime,
-)
+from autorollout.registry.auth import CredentialLockout
+from autorollout.registry.challenges import Challenge, parse_www_authenticate, pick_challenge
 from autorollout.registry.errors import BadResponseError
+from autorollout.registry.tokens import MAX_TOKEN_LIFETIME, TokenCache, parse_token_response, token_lifetime
+from autorollout.registry.wire import is_loopback_host
 
 pytestmark = pytest.mark.unit
 

@@ -10,15 +10,7 @@ import json
 import pytest
 
 from autorollout.registry.cache import TtlCache
-from autorollout.registry.client import (
-    MANIFEST_ACCEPT,
-    ManifestDigest,
-    RetryPolicy,
-    artifactory_fallback_path,
-    parse_index,
-    parse_retry_after,
-    verify_manifest,
-)
+from autorollout.registry.client import artifactory_fallback_path
 from autorollout.registry.errors import (
     BadResponseError,
     NotFoundError,
@@ -27,6 +19,9 @@ from autorollout.registry.errors import (
     UnauthorizedError,
     UnreachableError,
 )
+from autorollout.registry.manifests import MANIFEST_ACCEPT, ManifestDigest, parse_index, verify_manifest
+from autorollout.registry.retry import RetryPolicy
+from autorollout.retry_after import parse_retry_after
 
 pytestmark = pytest.mark.unit
 

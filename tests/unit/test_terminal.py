@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autorollout.cli.digest import format_result
-from autorollout.registry.client import OCI_INDEX, ManifestDigest, PlatformManifest
+from autorollout.registry.manifests import OCI_INDEX, ManifestDigest, PlatformManifest
 from autorollout.terminal import terminal_safe, terminal_safe_lines
 
 pytestmark = pytest.mark.unit

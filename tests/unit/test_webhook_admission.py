@@ -17,14 +17,17 @@ import jsonpatch
 import orjson
 import pytest
 
+import webhook.policy
 from autorollout.credentials import CredentialStore, RegistryCredentials
-from autorollout.registry.client import ManifestDigest, RegistryClient
+from autorollout.registry.client import RegistryClient
 from autorollout.registry.errors import NotFoundError, RegistryError
+from autorollout.registry.manifests import ManifestDigest
 from autorollout.registry.resolver import DigestResolver, Lookup
 from tests.unit.webhook_samples import DIGEST_A, DIGEST_B, body, changed, review, workload
 from webhook.admission import INTERNAL_ERROR_WARNING, AdmissionReviewer
 from webhook.policy import PullPolicyMode
 from webhook.review import ReviewError
+from webhook.workload import Container
 
 pytestmark = [pytest.mark.unit, pytest.mark.anyio]
 
@@ -164,6 +167,25 @@ async def test_deny_mode_rejects_without_lookups() -> None:
     assert 'init container "init" (Never)' in response["status"]["message"]
     assert 'container "app" (IfNotPresent)' in response["status"]["message"]
     assert resolver.calls == []
+
+
+@pytest.mark.parametrize("mode", list(PullPolicyMode))
+async def test_the_pull_policy_is_checked_once_per_review(
+    mode: PullPolicyMode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked: list[str] = []
+    real = webhook.policy.effective_pull_policy
+
+    def counting(container: Container) -> str:
+        checked.append(container.name)
+        return real(container)
+
+    monkeypatch.setattr(webhook.policy, "effective_pull_policy", counting)
+    reviewer = AdmissionReviewer(RecordingResolver(TABLE), CredentialStore(), mode=mode)
+    obj = workload(containers=[("app", APP, "IfNotPresent")], init=[("init", SIDE, "Always")])
+    response = answer(await reviewer.review(body(review(obj))))
+    assert response["allowed"] is (mode is not PullPolicyMode.DENY)
+    assert sorted(checked) == ["app", "init"]
 
 
 async def test_dry_run_gets_the_same_answer() -> None:

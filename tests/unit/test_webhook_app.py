@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from starlette.types import ASGIApp
 
 from autorollout.credentials import CredentialStore
-from autorollout.registry.client import ManifestDigest
 from autorollout.registry.errors import RegistryError
+from autorollout.registry.manifests import ManifestDigest
 from autorollout.registry.resolver import Lookup
 from tests.unit.webhook_samples import DIGEST_A, body, review, workload
 from webhook.admission import INTERNAL_ERROR_WARNING, AdmissionReviewer

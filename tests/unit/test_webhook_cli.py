@@ -11,6 +11,7 @@ import pytest
 
 from autorollout.cli.main import main
 from certs.mint import write_bundle
+from tests.harness.commands import webhook_flags
 
 pytestmark = pytest.mark.unit
 
@@ -43,14 +44,7 @@ def test_unreadable_certificate_is_bad_configuration(
     code = main(
         [
             "webhook",
-            "--tls-cert",
-            str(tmp_path / "missing.crt"),
-            "--tls-key",
-            str(tmp_path / "missing.key"),
-            "--webhook-host",
-            "127.0.0.1",
-            "--webhook-port",
-            "0",
+            *webhook_flags(tmp_path / "missing.crt", tmp_path / "missing.key", 0),
             "--kubeconfig",
             str(tmp_path / "no-kubeconfig"),
         ]
@@ -69,14 +63,7 @@ def test_taken_port_is_a_failure(tmp_path: Path, capsys: pytest.CaptureFixture[s
         code = main(
             [
                 "webhook",
-                "--tls-cert",
-                str(bundle.tls_cert),
-                "--tls-key",
-                str(bundle.tls_key),
-                "--webhook-host",
-                "127.0.0.1",
-                "--webhook-port",
-                str(port),
+                *webhook_flags(bundle.tls_cert, bundle.tls_key, port),
                 "--kubeconfig",
                 str(tmp_path / "no-kubeconfig"),
             ]

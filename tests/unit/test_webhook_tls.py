@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from autorollout.credentials import CredentialStore
-from autorollout.registry.client import ManifestDigest
 from autorollout.registry.errors import RegistryError
+from autorollout.registry.manifests import ManifestDigest
 from autorollout.registry.resolver import Lookup
 from certs.mint import mint_ca, mint_serving_cert
 from tests.unit.webhook_samples import DIGEST_A, body, review, workload

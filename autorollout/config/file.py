@@ -1,23 +1,16 @@
 """Reading the config file (a regular file, symlinks followed, of bounded size, never a device), and
-the error every configuration problem is reported with."""
+the error every configuration problem is reported with (`autorollout.errors.ConfigError`)."""
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable
+
+from autorollout.errors import ConfigError
 
 __all__ = ["MAX_CONFIG_BYTES", "ConfigError", "read_config_file"]
 
 MAX_CONFIG_BYTES = 1024 * 1024
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used; `problems` holds one "key.path: what is wrong" line each."""
-
-    def __init__(self, problems: Iterable[str]) -> None:
-        self.problems = list(problems)
-        super().__init__("invalid configuration: " + "; ".join(self.problems))
 
 
 _FILE_KINDS = (

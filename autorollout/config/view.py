@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from autorollout.config import SECRET_KEYS, LoadedConfig, WebhookConfig
-from autorollout.config_yaml import Loc
+from autorollout.config.document import Loc
+from autorollout.config.loading import LoadedConfig
+from autorollout.config.models import SECRET_KEYS, WebhookConfig
 
 __all__ = ["FROM_ENVIRONMENT", "REDACTED", "effective_config"]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from autorollout.config_yaml import Loc
+from autorollout.config.document import Loc
 
 __all__ = ["model_at", "split_unknown_keys", "suggestion"]
 

@@ -1,0 +1,127 @@
+"""Idle memory of `run` and `webhook` (with and without a kubeconfig): VmRSS once /readyz answers 204
+and start-up has settled, median of `--repeat` starts; and each big dependency's share (VmRSS of a
+fresh interpreter after importing it, less that of a bare one).
+
+Usage: python -m bench.idle [--repeat 3] [--settle 3] [--out idle]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.env import log, save
+from bench.proc import machine, memory_kib
+from bench.runproc import CLI, stop, wait_ready
+from certs.mint import write_bundle
+from tests.harness.cluster import LocalCluster
+from tests.harness.commands import webhook_flags
+from tests.harness.registry import free_port
+
+# Imported alone, in this order, each measured as the growth over what was imported before it.
+DEPENDENCIES = (
+    "pydantic",
+    "yaml",
+    "httpx",
+    "cryptography.x509",
+    "starlette.applications",
+    "uvicorn",
+    "uvloop",
+    "prometheus_client",
+    "orjson",
+    "croniter",
+    "kubernetes.config",
+    "jsonpatch",
+)
+
+
+def _env(home: Path) -> dict[str, str]:
+    drop = ("CONFIG_FILE", "KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT")
+    env = {k: v for k, v in os.environ.items() if k not in drop and "proxy" not in k.lower()}
+    env["HOME"] = str(home)  # no ~/.kube/config to fall back on
+    return env
+
+
+def idle_rss(workdir: Path, command: str, kubeconfig: str | None, *, settle: float) -> int:
+    """VmRSS (KiB) of `command` `settle` seconds after its /readyz first answered 204."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    bundle = write_bundle(workdir / "tls", ["localhost"], ["127.0.0.1"])
+    probe_port = free_port()
+    config = {
+        "cronSchedule": "0 0 0 1 1 *",  # no cycle while measuring
+        "webserver": {"port": probe_port},
+        "reconciler": {"namespaces": ["empty"]},
+    }
+    config_path = workdir / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    argv = [CLI, command, "--config", str(config_path)]
+    argv += ["--kubeconfig", kubeconfig] if kubeconfig else []
+    argv += webhook_flags(bundle.tls_cert, bundle.tls_key, free_port())
+    log_path = workdir / f"{command}.log"
+    started = time.monotonic()
+    with log_path.open("wb") as out:
+        popen = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, env=_env(workdir), start_new_session=True
+        )
+    try:
+        wait_ready(popen, probe_port, log_path, deadline=started + 60)
+        time.sleep(settle)
+        return memory_kib(popen.pid)["VmRSS"]
+    finally:
+        stop(popen)
+
+
+def dependency_shares() -> dict[str, int]:
+    """KiB each dependency adds to a fresh interpreter's VmRSS, imported one after the other."""
+    script = (
+        "import importlib, sys\n"
+        "def rss():\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith('VmRSS:'): return int(line.split()[1])\n"
+        "before = rss(); print('python', before)\n"
+        "for name in sys.argv[1:]:\n"
+        "    importlib.import_module(name); now = rss(); print(name, now - before); before = now\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, *DEPENDENCIES], capture_output=True, text=True, check=True
+    ).stdout
+    return {name: int(kib) for name, kib in (line.split() for line in out.splitlines())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--settle", type=float, default=3.0)
+    parser.add_argument("--out", default="idle")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="kar-idle-"))
+    log("starting the local control plane")
+    results: dict[str, Any] = {"machine": machine(), "dependencies_kib": dependency_shares()}
+    with LocalCluster() as cluster:
+        cluster.kubectl("create", "namespace", "empty")
+        kubeconfig = str(cluster.kubeconfig)
+        for label, command, config in (
+            ("run", "run", kubeconfig),
+            ("webhook", "webhook", kubeconfig),
+            ("webhook_no_kubeconfig", "webhook", None),
+        ):
+            runs = [
+                idle_rss(workdir / f"{label}-{i}", command, config, settle=args.settle)
+                for i in range(args.repeat)
+            ]
+            log(f"{label}: VmRSS KiB {runs}")
+            results[label] = {"vmrss_kib": runs, "median_mib": round(statistics.median(runs) / 1024, 1)}
+    save(args.out, results)
+
+
+if __name__ == "__main__":
+    main()
