@@ -11,12 +11,13 @@ from datetime import UTC, datetime
 from croniter import croniter
 
 from autorollout.config import CronSpec, parse_cron
+from autorollout.errors import AutorolloutError
 
 # Counting skipped ticks of a one-second schedule after an hour-long stall must stay cheap.
 _MAX_COUNTED_MISSES = 1000
 
 
-class ScheduleError(ValueError):
+class ScheduleError(AutorolloutError, ValueError):
     """A cron expression that neither the 6-field (seconds first) nor the 5-field form accepts."""
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from autorollout.annotations import DIGEST_PREFIX, KUBECTL_RESTARTED_AT, RESTARTED_AT
+from autorollout.errors import AutorolloutError
 from autorollout.templates import TemplateError, template_containers
 
 
@@ -92,7 +93,7 @@ class Workload:
         return ",".join(parts)
 
 
-class RecordError(ValueError):
+class RecordError(AutorolloutError, ValueError):
     """The object is not a workload this reconciler can handle (missing name, template, ...)."""
 
 

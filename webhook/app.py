@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from autorollout.errors import AutorolloutError
 from autorollout.metrics import ADMISSION_REQUESTS, ADMISSION_SECONDS
 from webhook.admission import AdmissionReviewer
 from webhook.review import ReviewError
@@ -28,11 +29,11 @@ _JSON: Final = b"application/json"
 _TEXT: Final = b"text/plain; charset=utf-8"
 
 
-class BodyTooLargeError(Exception):
+class BodyTooLargeError(AutorolloutError):
     """The request body is over the configured limit."""
 
 
-class ClientGoneError(Exception):
+class ClientGoneError(AutorolloutError):
     """The client disconnected before sending the whole body."""
 
 

@@ -12,13 +12,15 @@ from typing import Any
 
 import orjson
 
+from autorollout.errors import AutorolloutError
+
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
 
 JsonObject = dict[str, Any]
 
 
-class ReviewError(ValueError):
+class ReviewError(AutorolloutError, ValueError):
     """The body is not a usable AdmissionReview; the message is one line, fit for a 400 answer."""
 
 
