@@ -170,7 +170,8 @@ two different Secrets share, gets a generated name instead.
   "tlsCertFile" (printf "%s/tls.crt" (include "kube-autorollout.tlsDir" .))
   "tlsKeyFile" (printf "%s/tls.key" (include "kube-autorollout.tlsDir" .))
   "imagePullPolicy" $c.webhook.imagePullPolicy
-  "lookupBudgetSeconds" $c.webhook.lookupBudgetSeconds }}
+  "lookupBudgetSeconds" $c.webhook.lookupBudgetSeconds
+  "maxImagesPerReview" $c.webhook.maxImagesPerReview }}
 {{- $reconciler := dict
   "namespaces" (include "kube-autorollout.namespaces" . | fromJsonArray)
   "allNamespaces" $c.reconciler.allNamespaces
