@@ -25,7 +25,7 @@ if [[ ! -x "$out/helm-docs" ]]; then
   exec {lock_fd}>"$CACHE/build/helm-docs-$HELM_DOCS_VERSION.lock"
   flock -n "$lock_fd" || { log "another run is building helm-docs, waiting"; flock "$lock_fd"; }
   if [[ ! -x "$out/helm-docs" ]]; then
-    log "helm-docs $HELM_DOCS_VERSION: building (about a minute)"
+    log "helm-docs $HELM_DOCS_VERSION: building (about 2 minutes with empty Go caches)"
     started=$SECONDS
     # Installed into a scratch dir first, so an interrupted build never looks cached.
     GOBIN="$scratch" go install -ldflags "-s -w -X main.version=${HELM_DOCS_VERSION#v}" \
