@@ -20,7 +20,7 @@ from autorollout.cli.reconcile import open_reconciler
 from autorollout.config import load_config
 from autorollout.logs import configure_logging
 from bench.proc import memory_kib
-from reconciler.loop import CycleReport
+from reconciler.report import CycleReport
 
 
 def _line(kind: str, report: CycleReport | None = None, **more: Any) -> None:
@@ -49,7 +49,7 @@ async def main(config_path: str, kubeconfig: str, started: float) -> None:
         await reconciler.start(watch=True)
         filled = time.monotonic() - t0
         fill_requests = {k: v - before.get(k, 0) for k, v in reconciler.kube.requests.items()}
-        report = await reconciler.run_cycle()
+        report = await reconciler.cycle.run()
         _line(
             "first",
             report,
@@ -62,7 +62,7 @@ async def main(config_path: str, kubeconfig: str, started: float) -> None:
             if command in ("", "quit"):
                 return
             if command == "cycle":
-                _line("cycle", await reconciler.run_cycle())
+                _line("cycle", await reconciler.cycle.run())
             elif command.startswith("wait-recorded "):
                 # wait until the cache shows `n` records with this substring (a moved digest)
                 _, needle, n = command.split()

@@ -11,33 +11,20 @@ re-plan of that one workload.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from autorollout.annotations import digest_annotation_key
-from reconciler.records import Workload
-
-JsonPatch = list[dict[str, Any]]
-
-
-def escape_pointer(token: str) -> str:
-    """One JSON pointer reference token (RFC 6901): `~` -> `~0`, `/` -> `~1`."""
-    return token.replace("~", "~0").replace("/", "~1")
+from autorollout.patches import JsonPatch, annotation_operations
+from reconciler.workload import Workload
 
 
 def _record_ops(workload: Workload, records: Mapping[str, str], stale: Sequence[str]) -> JsonPatch:
-    values = {digest_annotation_key(name): value for name, value in sorted(records.items())}
-    if not workload.has_annotations:
-        return [{"op": "add", "path": "/metadata/annotations", "value": values}] if values else []
-    ops: JsonPatch = [
-        {"op": "add", "path": f"/metadata/annotations/{escape_pointer(key)}", "value": value}
-        for key, value in values.items()
-    ]
-    ops += [
-        {"op": "remove", "path": f"/metadata/annotations/{escape_pointer(digest_annotation_key(name))}"}
-        for name in stale
-        if name in workload.recorded
-    ]
-    return ops
+    changes: dict[str, str | None] = {
+        digest_annotation_key(name): value for name, value in sorted(records.items())
+    }
+    changes.update((digest_annotation_key(name), None) for name in stale)
+    # The records are the only annotations the decision read (and the only ones it changes).
+    recorded = {digest_annotation_key(name): value for name, value in workload.recorded.items()}
+    return annotation_operations(recorded if workload.has_annotations else None, changes)
 
 
 def _guard(workload: Workload) -> JsonPatch:
@@ -53,25 +40,14 @@ def rollout_patch(
     stale: Sequence[str] = (),
 ) -> JsonPatch:
     """Restart the pod template (`restarted_key` = `restarted_at`) and write the new records."""
-    if not workload.has_template_metadata:
-        restart = {
-            "op": "add",
-            "path": "/spec/template/metadata",
-            "value": {"annotations": {restarted_key: restarted_at}},
-        }
-    elif not workload.has_template_annotations:
-        restart = {
-            "op": "add",
-            "path": "/spec/template/metadata/annotations",
-            "value": {restarted_key: restarted_at},
-        }
-    else:
-        restart = {
-            "op": "add",
-            "path": f"/spec/template/metadata/annotations/{escape_pointer(restarted_key)}",
-            "value": restarted_at,
-        }
-    return [*_guard(workload), restart, *_record_ops(workload, records, stale)]
+    # The timestamp is new, so what the template's annotations hold besides does not matter.
+    restart = annotation_operations(
+        {} if workload.has_template_annotations else None,
+        {restarted_key: restarted_at},
+        has_metadata=workload.has_template_metadata,
+        metadata="/spec/template/metadata",
+    )
+    return [*_guard(workload), *restart, *_record_ops(workload, records, stale)]
 
 
 def adoption_patch(workload: Workload, records: Mapping[str, str], *, stale: Sequence[str] = ()) -> JsonPatch:

@@ -17,7 +17,7 @@ from autorollout.annotations import format_recorded, parse_recorded
 from autorollout.registry.client import ManifestDigest
 from autorollout.registry.errors import RegistryError
 from reconciler.pods import PodReport
-from reconciler.records import ContainerSpec, Workload
+from reconciler.workload import ContainerSpec, Workload, WorkloadKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,8 +189,8 @@ def plan_workload(
 
 def plan_cycle(
     workloads: Sequence[Workload],
-    resolutions: Mapping[tuple[str, str, str], Mapping[str, Resolution]],
-    pods: Mapping[tuple[str, str, str], PodReport] | None = None,
+    resolutions: Mapping[WorkloadKey, Mapping[str, Resolution]],
+    pods: Mapping[WorkloadKey, PodReport] | None = None,
 ) -> list[WorkloadPlan]:
     """Plan every workload; both mappings are keyed by `Workload.key`."""
     pods = pods or {}

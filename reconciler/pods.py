@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autorollout.kube import KubeClient, core_collection
-from reconciler.records import Workload
+from reconciler.workload import Workload
 
 _DIGEST_ALGORITHMS = ("sha256:", "sha384:", "sha512:")
 _TEMPLATE_HASH = "pod-template-hash"

@@ -12,7 +12,7 @@ from reconciler.act import Result
 from reconciler.plan import ContainerState, ContainerVerdict, Rollout, WorkloadPlan
 
 if TYPE_CHECKING:
-    from reconciler.loop import CycleReport
+    from reconciler.report import CycleReport
 
 HEADERS = ("NAMESPACE", "KIND/NAME", "CONTAINER", "IMAGE", "RECORDED", "REGISTRY", "STATE")
 _SHORT_HEX = 12
@@ -128,6 +128,9 @@ def describe_cycle(report: CycleReport) -> list[str]:
     for outcome in report.outcomes:
         if outcome.result is Result.FAILED:
             lines.append(_line("failed", outcome.plan, outcome.error))
+        elif outcome.result is Result.CONFLICT:
+            text = "changed while planned; stopped before planning again, the next cycle decides"
+            lines.append(_line("not patched", outcome.plan, text))
         elif outcome.attempts > 1:
             text = f"changed while planned; {outcome.result} after {outcome.attempts} attempts"
             lines.append(_line("re-planned", outcome.plan, text))

@@ -12,11 +12,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Final
+from typing import Final
 
 import jsonpatch
 
 from autorollout.annotations import digest_annotation_key, format_recorded
+from autorollout.patches import annotation_operations
 from webhook.messages import container_warning
 from webhook.policy import PullPolicyMode, enforce
 from webhook.review import AdmissionRequest, JsonObject, ReviewError
@@ -104,32 +105,6 @@ def plan_admission(request: AdmissionRequest) -> AdmissionPlan | None:
         has_metadata=isinstance(metadata, dict),
         pull_secret_names=pull_secret_names(new, "request.object"),
     )
-
-
-def _escape(key: str) -> str:
-    return key.replace("~", "~0").replace("/", "~1")
-
-
-def annotation_operations(
-    annotations: Mapping[str, Any] | None, changes: Mapping[str, str | None], *, has_metadata: bool = True
-) -> list[JsonObject]:
-    """Operations setting (str) or removing (None) annotations, skipping those already so."""
-    if annotations is None:
-        added = {key: value for key, value in changes.items() if value is not None}
-        if not added:
-            return []
-        if not has_metadata:
-            return [{"op": "add", "path": "/metadata", "value": {"annotations": added}}]
-        return [{"op": "add", "path": "/metadata/annotations", "value": added}]
-    operations: list[JsonObject] = []
-    for key, value in changes.items():
-        path = f"/metadata/annotations/{_escape(key)}"
-        if value is None:
-            if key in annotations:
-                operations.append({"op": "remove", "path": path})
-        elif annotations.get(key) != value:
-            operations.append({"op": "add", "path": path, "value": value})
-    return operations
 
 
 def _digest_changes(

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from autorollout.annotations import DIGEST_PREFIX, ENABLED_LABEL, KUBECTL_RESTARTED_AT, RESTARTED_AT
 from autorollout.references import ImageReference, InvalidReferenceError, parse_image_reference
+from autorollout.templates import TemplateError, template_containers
 from webhook.review import AdmissionRequest, JsonObject, ReviewError
 
 WORKLOAD_KINDS: Final = frozenset({"Deployment", "StatefulSet", "DaemonSet"})
@@ -126,33 +127,17 @@ def _parse_reference(image: str) -> ImageReference | None:
         return None
 
 
+def _container(name: str, image: str, pull_policy: str | None, init: bool, index: int) -> Container:
+    return Container(name, image, pull_policy, init, index, _parse_reference(image) if image else None)
+
+
 def containers_of(obj: JsonObject, where: str) -> tuple[Container, ...]:
     """Init containers first, then containers, in spec order."""
     pod_spec = _member(pod_template(obj, where), "spec", f"{where}.spec.template")
-    found: list[Container] = []
-    for field, init in (("initContainers", True), ("containers", False)):
-        entries = pod_spec.get(field)
-        if entries is None:
-            continue
-        field_where = f"{where}.spec.template.spec.{field}"
-        if not isinstance(entries, list):
-            raise ReviewError(f"{field_where} must be a list")
-        for index, entry in enumerate(entries):
-            entry_where = f"{field_where}[{index}]"
-            if not isinstance(entry, dict):
-                raise ReviewError(f"{entry_where} must be an object")
-            image = _string(entry, "image", entry_where) or ""
-            found.append(
-                Container(
-                    name=_string(entry, "name", entry_where) or "",
-                    image=image,
-                    pull_policy=_string(entry, "imagePullPolicy", entry_where),
-                    init=init,
-                    index=index,
-                    reference=_parse_reference(image) if image else None,
-                )
-            )
-    return tuple(found)
+    try:
+        return tuple(template_containers(pod_spec, _container))
+    except TemplateError as exc:
+        raise ReviewError(f"{where}.spec.template.spec.{exc}") from None
 
 
 def _without_restart(template: JsonObject) -> JsonObject:

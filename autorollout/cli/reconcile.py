@@ -26,7 +26,7 @@ from autorollout.kube.pull_secrets import PullSecretReader
 from autorollout.probes import ProbeServer, Readiness
 from autorollout.registry.resolver import DigestResolver
 from autorollout.terminal import terminal_safe
-from reconciler.loop import Reconciler
+from reconciler.reconciler import Reconciler
 from reconciler.status import describe_cycle
 
 log = logging.getLogger("kube_autorollout.reconciler")
@@ -70,7 +70,7 @@ async def _once(config: Config, args: argparse.Namespace) -> int:
     async with open_reconciler(config, args.kubeconfig) as reconciler:
         await announce_api_server(reconciler.kube)
         await reconciler.start(watch=False)
-        report = await reconciler.run_cycle(dry_run=args.dry_run)
+        report = await reconciler.cycle.run(dry_run=args.dry_run)
     for line in describe_cycle(report):
         print(terminal_safe(line))  # lines quote registry and API errors
     return EXIT_FAILURE if report.failed else EXIT_OK

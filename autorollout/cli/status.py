@@ -19,7 +19,7 @@ from reconciler.status import format_table, status_rows
 async def _status(config: Config, args: argparse.Namespace) -> str:
     async with open_reconciler(config, args.kubeconfig) as reconciler:
         await reconciler.start(watch=False)
-        plans = await reconciler.observe()
+        plans = await reconciler.cycle.plan()
     if not plans:
         scope = ", ".join(reconciler.namespaces) if reconciler.namespaces else "all namespaces"
         return f"No labeled workloads (kube-autorollout/enabled=true) in {scope}.\n"

@@ -15,6 +15,8 @@ from typing import Final
 
 import httpx
 
+from autorollout.registry.network import cancel_safe
+
 DEFAULT_MAX_HOSTS: Final = 256
 
 PoolKey = tuple[bytes, bytes, int | None]
@@ -89,7 +91,8 @@ class HostPools(httpx.AsyncBaseTransport):
             pool.active += 1
             return pool
         # Counted as active at once, so that no eviction can close it before its request is sent.
-        pool = self._pools[key] = _Pool(httpx.AsyncHTTPTransport(verify=self._verify, limits=self._limits))
+        transport = cancel_safe(httpx.AsyncHTTPTransport(verify=self._verify, limits=self._limits))
+        pool = self._pools[key] = _Pool(transport)
         pool.active += 1
         return pool
 

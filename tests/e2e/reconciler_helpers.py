@@ -16,7 +16,7 @@ import yaml
 
 from autorollout.cli.reconcile import open_reconciler
 from autorollout.config import Config
-from reconciler.loop import Reconciler
+from reconciler.reconciler import Reconciler
 
 # One polling helper for all e2e tests (the reconciler tests import it from here too).
 from tests.e2e.webhook_process import wait_for

@@ -16,7 +16,7 @@ from autorollout.config import Config
 from autorollout.kube import KubeClient
 from bench.fleet import create_deployments, fleet_settled, move_tags, moved_workloads, push_images
 from reconciler.act import Result
-from reconciler.loop import CycleReport
+from reconciler.report import CycleReport
 from tests.harness.cluster import LocalCluster
 from tests.harness.registry import LocalRegistry
 
@@ -67,7 +67,7 @@ def test_quick_reconcile_benchmark(
             async def cycle() -> None:
                 await asyncio.sleep(TTL)
                 before = _registry_requests(registry, prefix)
-                report = await reconciler.run_cycle()
+                report = await reconciler.cycle.run()
                 results.append((report, _registry_requests(registry, prefix) - before))
 
             await cycle()  # first: everything recorded and current

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from reconciler.act import Result
-from reconciler.loop import CycleReport, Reconciler
 from reconciler.plan import Adoption, ContainerState, Rollout
+from reconciler.reconciler import Reconciler
+from reconciler.report import CycleReport
 from tests.e2e.reconciler_helpers import (
     DIGEST_PREFIX,
     apply,
@@ -65,7 +66,7 @@ def _observed(cluster: LocalCluster, namespace: str, kind: str, name: str) -> bo
 
 def _cycle(cluster: LocalCluster, namespace: str) -> CycleReport:
     async def body(r: Reconciler) -> CycleReport:
-        return await r.run_cycle()
+        return await r.cycle.run()
 
     report: CycleReport = with_reconciler(cluster, config_for(namespace), body)
     return report

@@ -181,7 +181,7 @@ def test_losing_the_lease_abandons_the_cycle_before_its_patch(
                 await asyncio.sleep(2)  # the cycle must be cancelled while waiting here
                 reached_after_loss.append(plan.workload.name)
 
-            reconciler.before_act = before_act
+            reconciler.cycle.before_act = before_act
             stop = asyncio.Event()
             task = asyncio.create_task(reconciler.run_forever(stop))
             await asyncio.wait_for(elector.not_leading.wait(), timeout=30)  # not yet leading

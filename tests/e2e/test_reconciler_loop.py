@@ -9,9 +9,11 @@ from collections.abc import Callable
 
 import pytest
 
+from autorollout.references import parse_image_reference
 from reconciler.act import Result
-from reconciler.loop import CycleReport, Reconciler
 from reconciler.plan import WorkloadPlan
+from reconciler.reconciler import Reconciler
+from reconciler.report import CycleReport
 from tests.e2e.reconciler_helpers import (
     DIGEST_PREFIX,
     RESTARTED_AT,
@@ -54,7 +56,7 @@ def test_one_moved_image_of_several_containers_is_one_patch(
     moved = registry.push_image(f"{unique_repo}-side", "latest", seed=4)
     head_before = registry.request_count("HEAD", "/manifests/")
 
-    report: CycleReport = with_reconciler(cluster, config_for(namespace), lambda r: r.run_cycle())
+    report: CycleReport = with_reconciler(cluster, config_for(namespace), lambda r: r.cycle.run())
 
     assert report.api_requests.get("PATCH") == 1
     assert report.unique_images == 3
@@ -81,12 +83,49 @@ def test_shared_images_are_resolved_once_per_cycle(
         apply(cluster, workload("Deployment", f"w{i}", namespace, containers, recorded=recorded))
     before = registry.request_count(path_substring="/manifests/")
 
-    report: CycleReport = with_reconciler(cluster, config_for(namespace), lambda r: r.run_cycle())
+    report: CycleReport = with_reconciler(cluster, config_for(namespace), lambda r: r.cycle.run())
 
     assert report.workloads == 6
     assert report.unique_images == 2
     assert registry.request_count(path_substring="/manifests/") - before == 2
     assert report.outcomes == []
+
+
+def test_a_cycle_limited_to_one_image_looks_up_and_acts_only_on_the_workloads_using_it(
+    cluster: LocalCluster, registry: LocalRegistry, namespace: str, unique_repo: str
+) -> None:
+    # What a registry event will drive: `Cycle.run(images=...)` for the image that moved.
+    a, b = f"{registry.host}/{unique_repo}-a:latest", f"{registry.host}/{unique_repo}-b:latest"
+    va = registry.push_image(f"{unique_repo}-a", "latest", seed=21)
+    vb = registry.push_image(f"{unique_repo}-b", "latest", seed=22)
+    apply(cluster, workload("Deployment", "on-a", namespace, [("app", a)], recorded={"app": va}))
+    apply(cluster, workload("Deployment", "on-b", namespace, [("app", b)], recorded={"app": vb}))
+    va2 = registry.push_image(f"{unique_repo}-a", "latest", seed=23)
+    vb2 = registry.push_image(f"{unique_repo}-b", "latest", seed=24)
+    heads_a = registry.request_count("HEAD", f"/{unique_repo}-a/manifests/")
+    heads_b = registry.request_count("HEAD", f"/{unique_repo}-b/manifests/")
+
+    async def scoped_then_full(r: Reconciler) -> tuple[CycleReport, CycleReport]:
+        scoped = await r.cycle.run(images=[parse_image_reference(a)])
+        await _until(lambda: any(va2 in v for w in r.cache.workloads() for v in w.recorded.values()))
+        return scoped, await r.cycle.run()
+
+    scoped, full = with_reconciler(cluster, config_for(namespace), scoped_then_full, watch=True)
+
+    assert (scoped.workloads, scoped.unique_images) == (1, 1)
+    assert [(o.plan.workload.name, o.result) for o in scoped.outcomes] == [("on-a", Result.ROLLED_OUT)]
+    assert scoped.api_requests.get("PATCH") == 1
+    # The full cycle after it: both images looked up once more, only "on-b" still to roll out.
+    assert registry.request_count("HEAD", f"/{unique_repo}-a/manifests/") - heads_a == 2
+    assert registry.request_count("HEAD", f"/{unique_repo}-b/manifests/") - heads_b == 1
+    assert [(o.plan.workload.name, o.result) for o in full.outcomes] == [("on-b", Result.ROLLED_OUT)]
+    assert get(cluster, "Deployment", namespace, "on-a")["metadata"]["annotations"][
+        f"{DIGEST_PREFIX}app"
+    ] == (f"{a}@{va2}")
+    assert get(cluster, "Deployment", namespace, "on-b")["metadata"]["annotations"][
+        f"{DIGEST_PREFIX}app"
+    ] == (f"{b}@{vb2}")
+    assert len(events(cluster, namespace, "RolloutTriggered")) == 2
 
 
 def test_concurrent_edit_between_plan_and_act_is_not_lost(
@@ -110,8 +149,8 @@ def test_concurrent_edit_between_plan_and_act_is_not_lost(
     config = config_for(namespace)
 
     async def cycle(r: Reconciler) -> CycleReport:
-        r.before_act = edit
-        return await r.run_cycle()
+        r.cycle.before_act = edit
+        return await r.cycle.run()
 
     report: CycleReport = with_reconciler(cluster, config, cycle)
 
@@ -148,8 +187,8 @@ def test_concurrent_rollout_by_someone_else_is_not_repeated(
         cluster.kubectl("patch", "deployment", "raced", "-n", namespace, "--type=merge", "-p", body)
 
     async def cycle(r: Reconciler) -> CycleReport:
-        r.before_act = other_replica_wins
-        return await r.run_cycle()
+        r.cycle.before_act = other_replica_wins
+        return await r.cycle.run()
 
     report: CycleReport = with_reconciler(cluster, config_for(namespace), cycle)
 
@@ -169,20 +208,20 @@ def test_watch_fed_cache_needs_no_api_requests_in_a_steady_cycle(
     apply(cluster, workload("Deployment", "first", namespace, [("app", image)], recorded={"app": v1}))
 
     async def scenario(r: Reconciler) -> list[CycleReport]:
-        reports = [await r.run_cycle()]
+        reports = [await r.cycle.run()]
         # Created after the start: it arrives through the watch, not a LIST.
         late = workload("StatefulSet", "late", namespace, [("app", image)], replicas=0)
         await asyncio.to_thread(apply, cluster, late)
         await _until(lambda: len(r.cache) == 2)
-        reports.append(await r.run_cycle())  # adopts "late" (scaled to zero: no pod to ask)
+        reports.append(await r.cycle.run())  # adopts "late" (scaled to zero: no pod to ask)
         await _until(lambda: all(w.recorded for w in r.cache.workloads()))
-        reports.append(await r.run_cycle())  # steady state
+        reports.append(await r.cycle.run())  # steady state
         # Unlabeling removes a workload from scope (the watch reports it as deleted).
         await asyncio.to_thread(
             cluster.kubectl, "label", "statefulset", "late", "-n", namespace, "kube-autorollout/enabled-"
         )
         await _until(lambda: len(r.cache) == 1)
-        reports.append(await r.run_cycle())
+        reports.append(await r.cycle.run())
         return reports
 
     reports: list[CycleReport] = with_reconciler(cluster, config_for(namespace), scenario, watch=True)
@@ -209,7 +248,7 @@ def test_adoption_rolls_out_when_the_pods_run_an_older_digest(
     make_pods_run(cluster, namespace, "stale", f"{image.rsplit(':', 1)[0]}@{v1}")
     v2, _ = registry.push_index(unique_repo, "latest", seed=13)
 
-    report: CycleReport = with_reconciler(cluster, config_for(namespace), lambda r: r.run_cycle())
+    report: CycleReport = with_reconciler(cluster, config_for(namespace), lambda r: r.cycle.run())
 
     assert [o.result for o in report.outcomes] == [Result.ROLLED_OUT]
     annotations = get(cluster, "Deployment", namespace, "stale")["metadata"]["annotations"]
@@ -228,7 +267,7 @@ def test_adoption_without_rollout_when_pods_run_a_platform_digest_of_the_index(
     running = next(iter(platforms.values()))
     make_pods_run(cluster, namespace, "current", f"docker-pullable://{image.rsplit(':', 1)[0]}@{running}")
 
-    report: CycleReport = with_reconciler(cluster, config_for(namespace), lambda r: r.run_cycle())
+    report: CycleReport = with_reconciler(cluster, config_for(namespace), lambda r: r.cycle.run())
 
     assert [o.result for o in report.outcomes] == [Result.ADOPTED]
     annotations = get(cluster, "Deployment", namespace, "current")["metadata"]["annotations"]
@@ -247,7 +286,7 @@ def test_paused_deployment_is_skipped(
     apply(cluster, manifest)
     registry.push_image(unique_repo, "latest", seed=16)
 
-    report: CycleReport = with_reconciler(cluster, config_for(namespace), lambda r: r.run_cycle())
+    report: CycleReport = with_reconciler(cluster, config_for(namespace), lambda r: r.cycle.run())
 
     [plan] = report.plans
     assert plan.skipped == "Deployment is paused"
@@ -269,7 +308,7 @@ def test_registry_errors_warn_once_per_workload_and_image_not_every_cycle(
     own.stop()
 
     async def cycles(r: Reconciler) -> list[CycleReport]:
-        return [await r.run_cycle(), await r.run_cycle()]
+        return [await r.cycle.run(), await r.cycle.run()]
 
     reports: list[CycleReport] = with_reconciler(cluster, config_for(namespace), cycles)
 

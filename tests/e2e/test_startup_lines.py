@@ -92,7 +92,8 @@ def test_start_up_lines_of_the_long_running_commands(
     unknown = [m for m in messages if m.get("level") == "warning" and "unknown key" in m["msg"]]
     assert [m["msg"] for m in unknown] == [
         "newUpstreamKey: unknown key; expected one of: cronSchedule, digestCacheTtlSeconds, featureFlags, "
-        "leaderElection, logLevel, reconciler, registries, tls, webhook, webserver (line 2)"  # keys sorted
+        "leaderElection, logLevel, lookupTimeoutSeconds, reconciler, registries, tls, webhook, "
+        "webserver (line 2)"  # keys sorted
     ]
     starting = by_message(messages, "kube-autorollout starting")
     assert (starting["version"], starting["command"]) == (__version__, command)

@@ -128,7 +128,8 @@ UNKNOWN_LINES = [
     "webserver.prot: unknown key; did you mean port? (line 2)",
     "registries[0].secret.tokn: unknown key; did you mean token? (line 5)",
     "newUpstreamKey: unknown key; expected one of: cronSchedule, digestCacheTtlSeconds, featureFlags, "
-    "leaderElection, logLevel, reconciler, registries, tls, webhook, webserver (line 6)",
+    "leaderElection, logLevel, lookupTimeoutSeconds, reconciler, registries, tls, webhook, "
+    "webserver (line 6)",
 ]
 
 

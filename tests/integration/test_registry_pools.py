@@ -11,6 +11,7 @@ import pytest
 
 from autorollout.registry.pools import HostPools
 from tests.harness.registry import LocalRegistry
+from tests.harness.sockets import established_from
 from tests.harness.tarpit import Tarpit
 
 pytestmark = pytest.mark.integration
@@ -47,3 +48,24 @@ def test_one_pool_per_host_and_idle_ones_are_dropped_beyond_max_hosts(registry_p
     assert statuses == [200, 200, 200, 200]
     assert held == 2  # the silent port's pool and the latest healthy one
     assert after == 2
+
+
+def test_a_cancelled_tls_handshake_closes_its_socket_at_once() -> None:
+    """httpcore closes the socket of a failed handshake but not of a cancelled one; ours must."""
+    with Tarpit() as pit:
+
+        async def scenario() -> list[int]:
+            pools = HostPools(verify=ssl.create_default_context(), limits=httpx.Limits(max_connections=8))
+            async with httpx.AsyncClient(transport=pools, timeout=httpx.Timeout(30.0)) as client:
+                requests = [asyncio.create_task(client.get(f"https://{pit.host}/v2/r{i}")) for i in range(8)]
+                await asyncio.sleep(0.3)  # connected, each stuck in its handshake
+                opened = established_from(pit.port)
+                for request in requests:
+                    request.cancel()
+                await asyncio.gather(*requests, return_exceptions=True)
+                await asyncio.sleep(0.1)
+                return [opened, established_from(pit.port)]
+
+        opened, left = asyncio.run(scenario())
+    print(f"cancelled handshakes: {opened} connections open, {left} left 0.1 s after the cancellation")
+    assert (opened, left) == (8, 0)

@@ -8,10 +8,11 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from reconciler.act import rollout_message
-from reconciler.patch import adoption_patch, escape_pointer, rollout_patch
+from autorollout.patches import escape_pointer
+from reconciler.events import rollout_message
+from reconciler.patch import adoption_patch, rollout_patch
 from reconciler.plan import DigestChange, Rollout
-from reconciler.records import parse_workload
+from reconciler.workload import parse_workload
 from tests.unit.reconciler_objects import D1, D2, IMAGE, SIDECAR, workload_object
 
 pytestmark = pytest.mark.unit

@@ -16,7 +16,7 @@ from reconciler.plan import (
     plan_workload,
 )
 from reconciler.pods import PodReport
-from reconciler.records import parse_workload
+from reconciler.workload import parse_workload
 from tests.unit.reconciler_objects import (
     D1,
     D2,

@@ -13,7 +13,7 @@ from reconciler.pods import (
     is_owned,
     pod_report,
 )
-from reconciler.records import Workload, parse_workload
+from reconciler.workload import Workload, parse_workload
 from tests.unit.reconciler_objects import D1, D2, D3, workload_object
 
 pytestmark = pytest.mark.unit

@@ -6,11 +6,11 @@ import pytest
 
 from autorollout.registry.errors import UnauthorizedError
 from reconciler.act import Outcome, Result
-from reconciler.loop import CycleReport
 from reconciler.plan import plan_workload
 from reconciler.pods import PodReport
-from reconciler.records import parse_workload
+from reconciler.report import CycleReport
 from reconciler.status import describe_cycle, format_table, short_digest, status_rows
+from reconciler.workload import parse_workload
 from tests.unit.reconciler_objects import D1, D2, IMAGE, SIDECAR, manifest, workload_object
 
 pytestmark = pytest.mark.unit
@@ -127,3 +127,14 @@ def test_cycle_report_counts_outcomes_and_failure() -> None:
     assert "rolled out 1" in lines[-1]
     report.registry_errors[IMAGE] = "UnauthorizedError"
     assert report.failed
+
+
+def test_a_conflict_left_by_a_stop_is_a_report_line_and_no_failure() -> None:
+    ps = plans()
+    report = CycleReport(dry_run=False, plans=ps, outcomes=[Outcome(ps[0], Result.CONFLICT, attempts=1)])
+    assert not report.failed
+    lines = describe_cycle(report)
+    assert (
+        f"{'not patched':<15} ns/deployment/web: changed while planned; stopped before planning again"
+        in (lines[-2])
+    )

@@ -7,8 +7,9 @@ from typing import Any
 import jsonpatch
 import pytest
 
+from autorollout.patches import annotation_operations
 from tests.unit.webhook_samples import DIGEST_A, DIGEST_B, DIGEST_C, body, changed, review, workload
-from webhook.mutation import Baseline, annotation_operations, decide, plan_admission
+from webhook.mutation import Baseline, decide, plan_admission
 from webhook.policy import PullPolicyMode
 from webhook.review import AdmissionRequest, ReviewError, parse_review
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.records import RecordError, SelectorRequirement, WorkloadKey, parse_workload
-from reconciler.workloads import WorkloadCache, parse_items
+from reconciler.cache import WorkloadCache, parse_items
+from reconciler.workload import RecordError, SelectorRequirement, WorkloadKey, parse_workload
 from tests.unit.reconciler_objects import D1, IMAGE, SIDECAR, workload_object
 
 pytestmark = pytest.mark.unit

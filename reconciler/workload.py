@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from autorollout.annotations import DIGEST_PREFIX, KUBECTL_RESTARTED_AT, RESTARTED_AT
+from autorollout.templates import TemplateError, template_containers
 
 
 class WorkloadKey(NamedTuple):
@@ -95,17 +96,16 @@ class RecordError(ValueError):
     """The object is not a workload this reconciler can handle (missing name, template, ...)."""
 
 
-def _containers(pod_spec: dict[str, Any]) -> tuple[ContainerSpec, ...]:
-    found: list[ContainerSpec] = []
-    for field, is_init in (("initContainers", True), ("containers", False)):
-        for item in pod_spec.get(field) or ():
-            if not isinstance(item, dict):
-                continue
-            name, image = item.get("name"), item.get("image")
-            if isinstance(name, str) and isinstance(image, str):
-                policy = item.get("imagePullPolicy")
-                found.append(ContainerSpec(name, image, policy if isinstance(policy, str) else None, is_init))
-    return tuple(found)
+def _container(name: str, image: str, pull_policy: str | None, is_init: bool, _index: int) -> ContainerSpec:
+    return ContainerSpec(name, image, pull_policy, is_init)
+
+
+def _containers(where: str, pod_spec: dict[str, Any]) -> tuple[ContainerSpec, ...]:
+    try:
+        found = template_containers(pod_spec, _container)
+    except TemplateError as exc:
+        raise RecordError(f"{where}: spec.template.spec.{exc}") from None
+    return tuple(c for c in found if c.name and c.image)
 
 
 def _selector(spec: dict[str, Any]) -> tuple[tuple[tuple[str, str], ...], tuple[SelectorRequirement, ...]]:
@@ -154,7 +154,7 @@ def parse_workload(kind: str, obj: dict[str, Any]) -> Workload:
         resource_version=str(meta.get("resourceVersion") or ""),
         generation=int(meta.get("generation") or 0),
         paused=bool(spec.get("paused")) if kind == "Deployment" else False,
-        containers=_containers(template.get("spec") or {}),
+        containers=_containers(f"{kind} {namespace}/{name}", template.get("spec") or {}),
         pull_secrets=tuple(
             str(ref["name"])
             for ref in (template.get("spec") or {}).get("imagePullSecrets") or ()
@@ -170,3 +170,8 @@ def parse_workload(kind: str, obj: dict[str, Any]) -> Workload:
         has_template_annotations=isinstance(template_annotations, dict),
         desired_pods=_desired_pods(kind, obj),
     )
+
+
+def log_fields(workload: Workload, **more: object) -> dict[str, object]:
+    """The structured log fields naming a workload, plus `more`."""
+    return {"workload": f"{workload.namespace}/{workload.name}", "kind": workload.kind, **more}

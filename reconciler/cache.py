@@ -17,7 +17,7 @@ from typing import Any
 
 from autorollout.annotations import ENABLED_LABEL
 from autorollout.kube import WORKLOAD_RESOURCES, GoneError, KubeClient, KubeError, workload_collection
-from reconciler.records import RecordError, Workload, WorkloadKey, parse_workload
+from reconciler.workload import RecordError, Workload, WorkloadKey, parse_workload
 
 log = logging.getLogger("kube_autorollout.reconciler.cache")
 
