@@ -4,7 +4,19 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: venv system-deps lint format docs helm-docs chart-readme test test-unit test-integration test-e2e cluster-binaries demo bench clean
+.PHONY: venv system-deps lint format docs helm-docs chart-readme test test-unit test-integration test-e2e test-e2e-versions kube-versions \
+	cluster-binaries demo bench clean
+
+## The Kubernetes release of the cluster binaries, the e2e tests and the demo, e.g.
+## `make test-e2e KUBE_VERSION=v1.35.4` (or 1.35.4); empty: the script's default (v1.37.2), which CI uses.
+KUBE_VERSION ?=
+ifneq ($(strip $(KUBE_VERSION)),)
+override KUBE_VERSION := v$(patsubst v%,%,$(strip $(KUBE_VERSION)))
+export KUBE_VERSION
+endif
+## The releases `make test-e2e-versions` runs the e2e suite on: the newest patch of each of the four newest
+## minors the Go module proxy served when last measured (`make kube-versions` prints today's).
+KUBE_VERSIONS ?= v1.37.2 v1.36.3 v1.35.4 v1.34.4
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -57,6 +69,14 @@ test-integration: system-deps venv helm-docs
 
 test-e2e: system-deps venv cluster-binaries
 	$(PYTEST) -m e2e
+
+## The e2e suite on each release of KUBE_VERSIONS in turn (each build ~9 min the first time), then a summary.
+test-e2e-versions: system-deps venv
+	PYTEST=$(PYTEST) scripts/e2e-versions.sh $(KUBE_VERSIONS)
+
+## The newest patch release of the four newest Kubernetes minors the Go module proxy serves now.
+kube-versions:
+	@scripts/install-cluster-binaries.sh --newest-minors 4
 
 demo: system-deps venv cluster-binaries
 	$(PY) scripts/demo.py

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Build etcd, kube-apiserver, kube-controller-manager, kubectl and helm from their Go modules
-# (through the Go module proxy) and cache them under ~/.cache/kube-autorollout/bin/<component>-<version>/.
-# A second run with the same versions builds nothing. Prints the bin directory on its last line.
+# (through the Go module proxy) and cache them under ~/.cache/kube-autorollout/bin/: etcd-<version>/,
+# kubernetes-<version>/ (kube-apiserver, kube-controller-manager and kubectl together) and helm-<version>/.
+# A second run with the same versions builds nothing. Prints the bin directories on its last line.
 #
-#   KUBE_VERSION  Kubernetes release to build (default below: newest stable the proxy served when pinned)
+#   --newest-minors N  build nothing; print the newest patch release of each of the N newest stable
+#                      Kubernetes minors the module proxy serves, newest first (one per line)
+#
+#   KUBE_VERSION  Kubernetes release to build, v1.37.2 or 1.37.2 (default below: newest stable the
+#                 proxy served when pinned)
 #   ETCD_VERSION  etcd server release
 #   HELM_VERSION  helm release
 #   KAR_CACHE     cache root (default ~/.cache/kube-autorollout)
@@ -18,7 +23,20 @@ export CGO_ENABLED=0
 
 log() { printf '[install-cluster-binaries] %s\n' "$*" >&2; }
 
-[[ "$KUBE_VERSION" =~ ^v1\.[0-9]+\.[0-9]+$ ]] || { log "KUBE_VERSION must look like v1.37.2, got '$KUBE_VERSION'"; exit 2; }
+# Stable releases only (no -alpha/-beta/-rc); `sort -V` orders 1.9 before 1.10.
+newest_minors() {
+  (cd / && go list -m -versions k8s.io/kubernetes) | tr ' ' '\n' | grep -E '^v1\.[0-9]+\.[0-9]+$' | sort -V \
+    | awk -F. '{ newest[$1 "." $2] = $0; if (!seen[$1 "." $2]++) order[++n] = $1 "." $2 }
+               END { for (i = n; i > n - count && i > 0; i--) print newest[order[i]] }' count="$1"
+}
+
+if [[ "${1:-}" == --newest-minors ]]; then
+  [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || { log "usage: $0 [--newest-minors N]"; exit 2; }
+  newest_minors "$2"; exit
+fi
+(($# == 0)) || { log "usage: $0 [--newest-minors N]"; exit 2; }
+[[ "$KUBE_VERSION" =~ ^v?1\.[0-9]+\.[0-9]+$ ]] || { log "KUBE_VERSION must look like v1.37.2, got '$KUBE_VERSION'"; exit 2; }
+KUBE_VERSION="v${KUBE_VERSION#v}"
 mkdir -p "$CACHE/bin" "$CACHE/build"
 
 # One build per component and version at a time: a second run waits for the first, then finds the cache.

@@ -496,8 +496,10 @@ class RegistryClient:
         try:
             response = await self._http.send(request, auth=auth, stream=True)
         except httpx.ConnectError as exc:
-            self._count(netloc, method, "error")
-            raise self._connect_error(exc, request) from exc
+            error = self._connect_error(exc, request)
+            if not isinstance(error, _PlainHttpPort):  # finding a loopback port's scheme is no failure
+                self._count(netloc, method, "error")
+            raise error from exc
         except httpx.TooManyRedirects as exc:
             raise BadResponseError(f"too many redirects from {url}") from exc
         except httpx.HTTPError as exc:

@@ -23,7 +23,13 @@ import pytest
 
 from certs.mint import mint_ca, mint_serving_cert
 from tests.harness import cluster as harness
-from tests.harness.cluster import REPO_ROOT, LocalCluster, parse_kube_version, within_kubectl_skew
+from tests.harness.cluster import (
+    REPO_ROOT,
+    LocalCluster,
+    parse_kube_version,
+    requested_kube_version,
+    within_kubectl_skew,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -160,7 +166,7 @@ def test_chosen_kubectl_is_within_one_minor_of_the_server(cluster: LocalCluster)
     server = parse_kube_version(versions["serverVersion"]["gitVersion"])
     assert server == cluster.server_version
     assert within_kubectl_skew(client, server), (client, server, cluster.kubectl_path.resolve())
-    if requested := os.environ.get("KUBE_VERSION"):
+    if requested := requested_kube_version():
         assert versions["serverVersion"]["gitVersion"] == requested
 
 

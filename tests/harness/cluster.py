@@ -116,6 +116,12 @@ class ClusterBinaries:
         raise ClusterError(f"{name} not found in {':'.join(map(str, self.path_dirs))}")
 
 
+def requested_kube_version() -> str | None:
+    """The release KUBE_VERSION asks for, as Kubernetes spells it ("1.35.4" -> "v1.35.4"); None when unset."""
+    requested = os.environ.get("KUBE_VERSION", "").strip()
+    return f"v{requested.removeprefix('v')}" if requested else None
+
+
 def install_binaries(kube_version: str | None = None) -> ClusterBinaries:
     """Run scripts/install-cluster-binaries.sh (builds nothing when cached) and return its directories."""
     env = dict(os.environ)

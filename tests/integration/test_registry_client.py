@@ -107,6 +107,21 @@ def test_unknown_tag_and_unknown_repository_are_not_found(
     assert any_registry.request_count("HEAD", f"{unique_repo}/manifests/nope", status=404) == 1
 
 
+def test_a_plain_http_loopback_registry_counts_one_successful_head(
+    registry_plain: LocalRegistry, unique_repo: str
+) -> None:
+    """Finding that a loopback port speaks plain HTTP (TLS first, as Docker does) is not a failed request."""
+    digest = registry_plain.push_image(unique_repo, "v1", seed=7)
+    counted: list[tuple[str, str, str]] = []
+
+    async def scenario() -> str:
+        async with client_for(registry_plain, on_request=lambda *seen: counted.append(seen)) as client:
+            return (await client.resolve(ref(registry_plain, unique_repo, "v1"), None)).digest
+
+    assert asyncio.run(scenario()) == digest
+    assert counted == [(registry_plain.host, "HEAD", "200")]
+
+
 def test_pinned_digest_needs_no_request(registry_plain: LocalRegistry, unique_repo: str) -> None:
     digest = registry_plain.push_image(unique_repo, "v1", seed=6)
 

@@ -9,6 +9,7 @@ from tests.harness.cluster import (
     KubectlCandidate,
     choose_kubectl,
     parse_kube_version,
+    requested_kube_version,
     within_kubectl_skew,
 )
 
@@ -79,3 +80,19 @@ def test_namespace_names_are_unique_dns_labels() -> None:
         assert name == name.lower()
     assert namespace_name("x" * 200).startswith("x" * 40 + "-")
     assert namespace_name("___").startswith("test-")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("v1.35.4", "v1.35.4"), ("1.35.4", "v1.35.4"), (" 1.34.4 ", "v1.34.4"), ("", None)],
+)
+def test_requested_kube_version_is_spelled_as_kubernetes_does(
+    value: str, expected: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBE_VERSION", value)
+    assert requested_kube_version() == expected
+
+
+def test_requested_kube_version_is_none_when_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KUBE_VERSION", raising=False)
+    assert requested_kube_version() is None
