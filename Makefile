@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: venv system-deps lint format test test-unit test-integration test-e2e test-e2e-versions kube-versions \
+.PHONY: venv system-deps lint format docs helm-docs chart-readme test test-unit test-integration test-e2e test-e2e-versions kube-versions \
 	cluster-binaries demo bench clean
 
 ## The Kubernetes release of the cluster binaries, the e2e tests and the demo, e.g.
@@ -35,6 +35,20 @@ format: venv
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+## The documentation site (mkdocs.yml), built strictly into a temporary directory: a broken link or
+## anchor, or a page missing from the nav, fails. `$(VENV)/bin/mkdocs serve` shows it while editing.
+docs: venv
+	d="$$(mktemp -d)" && trap 'rm -rf "$$d"' EXIT && \
+	  NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir "$$d"
+
+## Builds (or finds in ~/.cache/kube-autorollout) helm-docs, which writes the chart README.
+helm-docs:
+	scripts/install-helm-docs.sh
+
+## Rewrites charts/kube-autorollout/README.md from its README.md.gotmpl and the `# --` comments of values.yaml.
+chart-readme:
+	"$$(scripts/install-helm-docs.sh | tail -1)/helm-docs" --chart-search-root charts --log-level warning
+
 ## Debian packages the tests and the demo run (docker-registry, htpasswd); nothing when present.
 system-deps:
 	scripts/install-system-deps.sh
@@ -43,14 +57,14 @@ system-deps:
 cluster-binaries:
 	scripts/install-cluster-binaries.sh
 
-# The whole suite: lint, type check, unit, registry integration and control-plane e2e tests.
-test: system-deps lint cluster-binaries
+# The whole suite: lint, type check, the docs site, unit, registry integration and control-plane e2e tests.
+test: system-deps lint docs cluster-binaries helm-docs
 	$(PYTEST) -m "unit or integration or e2e"
 
 test-unit: venv
 	$(PYTEST) -m unit -q
 
-test-integration: system-deps venv
+test-integration: system-deps venv helm-docs
 	$(PYTEST) -m integration
 
 test-e2e: system-deps venv cluster-binaries
@@ -83,4 +97,4 @@ bench-quick: venv cluster-binaries
 	$(PYTEST) tests/e2e/test_bench_quick.py -s
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build site *.egg-info

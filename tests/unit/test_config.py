@@ -611,9 +611,9 @@ def test_invalid_cron(expression: str, fragment: str) -> None:
     assert fragment in str(info.value)
 
 
-def test_readme_configuration_example_loads() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("\n## Configuration\n", 1)[1]
+def test_documented_configuration_example_loads() -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text(encoding="utf-8")
+    section = page.split("\n## The file\n", 1)[1]
     example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     config = load_config_text(example, {"REGISTRY_TOKEN": "t"})
     assert config == Config(
