@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,15 +22,6 @@ from tests.harness.tokenserver import SERVICE, TokenServer
 pytestmark = pytest.mark.e2e
 
 RECORDED = "sha256:" + "0" * 64
-
-
-@pytest.fixture
-def token_service(tmp_path: Path) -> Iterator[TokenServer]:
-    service = TokenServer(tmp_path / "tokens", {TEST_USER: "pw-" + secrets.token_urlsafe(18)})
-    try:
-        yield service
-    finally:
-        service.stop()
 
 
 def test_no_credential_reaches_events_status_or_output(

@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,16 +78,6 @@ def config(tmp_path: Path) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump({"lookupTimeoutSeconds": DEADLINE}))
     return path
-
-
-@pytest.fixture
-def hostile() -> Iterator[list[HostileRegistry]]:
-    servers: list[HostileRegistry] = []
-    try:
-        yield servers
-    finally:
-        for server in servers:
-            server.close()
 
 
 def one_clean_line(run: Run) -> str:

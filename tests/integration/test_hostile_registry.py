@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -34,16 +33,6 @@ DEADLINE = 1.5
 # Reads time out after 1 s; the hostile peer sends a byte every 0.3 s, so they never do.
 TIMEOUT = httpx.Timeout(connect=1.0, read=1.0, write=1.0, pool=1.0)
 SLACK = 1.0  # a loaded 2-core machine; the bound asserted is the deadline plus this
-
-
-@pytest.fixture
-def hostile() -> Iterator[list[HostileRegistry]]:
-    servers: list[HostileRegistry] = []
-    try:
-        yield servers
-    finally:
-        for server in servers:
-            server.close()
 
 
 def start(servers: list[HostileRegistry], behaviour: str, **options: object) -> HostileRegistry:

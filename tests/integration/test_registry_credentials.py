@@ -185,15 +185,6 @@ def echo_registry() -> Iterator[Callable[[int, str | None], EchoRegistry]]:
             server.close()
 
 
-@pytest.fixture
-def token_service(tmp_path: Path) -> Iterator[TokenServer]:
-    service = TokenServer(tmp_path / "tokens", {TEST_USER: "pw-" + secrets.token_urlsafe(18)})
-    try:
-        yield service
-    finally:
-        service.stop()
-
-
 @pytest.mark.parametrize(
     "token",
     [
