@@ -65,3 +65,15 @@ def _digest_cache_child(result: str) -> Any:
 def observe_cache(result: str) -> None:
     """Hook for `DigestResolver(on_cache=...)`: `hit`, `miss` or `shared` (joined an in-flight lookup)."""
     _digest_cache_child(result).inc()
+
+
+# Registry events: outcomes are accepted, unauthenticated, malformed, ignored, rate_limited,
+# unavailable (not the leader, or not ready: the sender retries) and, later, rolled_out.
+EVENTS = Counter(
+    "kube_autorollout_events", "Registry events received, by source and outcome.", ["source", "outcome"]
+)
+EVENT_TO_PATCH_SECONDS = Histogram(
+    "kube_autorollout_event_to_patch_seconds",
+    "Time from the receipt of a registry event to the end of the rollout PATCHes it led to.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0),
+)

@@ -13,8 +13,10 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from typing import Any
 
+from autorollout.cli.events import open_events
 from autorollout.cli.lifecycle import on_stop_signals, serve_until_signalled
 from autorollout.cli.outcome import EXIT_FAILURE, EXIT_OK, run_reported
 from autorollout.cli.startup import announce, announce_api_server, start_logging
@@ -97,12 +99,19 @@ async def _forever(config: Config, args: argparse.Namespace) -> int:
         probes.shutdown()
 
     on_stop_signals(stop_early)
-    async with open_reconciler(config, args.kubeconfig) as reconciler:
+    async with (
+        open_reconciler(config, args.kubeconfig) as reconciler,
+        open_events(config, reconciler) as events,
+    ):
         await announce_api_server(reconciler.kube)
         readiness.add("reconciler", reconciler.readiness)
-        await serve_until_signalled(
-            {"reconciler": reconciler.run_forever(stop)}, probes=probes, stoppers=[stop.set]
-        )
+        parts: dict[str, Coroutine[Any, Any, object]] = {"reconciler": reconciler.run_forever(stop)}
+        stoppers = [stop.set]
+        if events is not None:
+            readiness.add("events", events.receiver.readiness_problem)
+            parts.update(events.tasks(stop))
+            stoppers.append(events.receiver.shutdown)
+        await serve_until_signalled(parts, probes=probes, stoppers=stoppers)
     log.info("reconciler stopped")
     return EXIT_OK
 

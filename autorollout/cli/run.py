@@ -11,7 +11,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
+from autorollout.cli.events import open_events
 from autorollout.cli.lifecycle import serve_until_signalled
 from autorollout.cli.outcome import EXIT_OK, run_reported
 from autorollout.cli.reconcile import open_reconciler, schedule_errors_as_usage
@@ -46,18 +49,21 @@ async def _run(config: Config, settings: WebhookConfig, kubeconfig: str | None) 
             open_reconciler(
                 config, kubeconfig, kube=kube, resolver=resolver, credentials=credentials
             ) as reconciler,
+            open_events(config, reconciler) as events,
         ):
             readiness.add("webhook", webhook.readiness_problem)
             readiness.add("reconciler", reconciler.readiness)
-            await serve_until_signalled(
-                {
-                    "webhook": webhook.serve(),
-                    "api health": api_health.run(stop),
-                    "reconciler": reconciler.run_forever(stop),
-                },
-                probes=probes,
-                stoppers=[lambda: log.info("stopping"), stop.set, webhook.shutdown],
-            )
+            parts: dict[str, Coroutine[Any, Any, object]] = {
+                "webhook": webhook.serve(),
+                "api health": api_health.run(stop),
+                "reconciler": reconciler.run_forever(stop),
+            }
+            stoppers = [lambda: log.info("stopping"), stop.set, webhook.shutdown]
+            if events is not None:
+                readiness.add("events", events.receiver.readiness_problem)
+                parts.update(events.tasks(stop))
+                stoppers.append(events.receiver.shutdown)
+            await serve_until_signalled(parts, probes=probes, stoppers=stoppers)
     finally:
         await kube.aclose()
     log.info("stopped")

@@ -155,6 +155,11 @@ def _secret_values(data: Mapping[str, Any]) -> list[str]:
         secret = entry.get("secret") if isinstance(entry, Mapping) else None
         if isinstance(secret, Mapping):
             found.extend(str(secret[k]) for k in SECRET_KEYS if secret.get(k) is not None)
+    events = data.get("events")
+    sources = events.get("sources") if isinstance(events, Mapping) else None
+    for source in sources.values() if isinstance(sources, Mapping) else []:
+        if isinstance(source, Mapping) and source.get("secret") is not None:
+            found.append(str(source["secret"]))
     return found
 
 

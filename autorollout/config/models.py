@@ -226,6 +226,7 @@ class Config(_Section):
     webhook: WebhookConfig = Field(default_factory=WebhookConfig)
     reconciler: ReconcilerConfig = Field(default_factory=ReconcilerConfig)
     leader_election: LeaderElectionConfig = Field(default_factory=LeaderElectionConfig)
+    events: EventsConfig = Field(default_factory=lambda: EventsConfig())  # noqa: PLW0108 (defined below)
     digest_cache_ttl_seconds: float = Field(default=10.0, ge=0)
     # Every registry lookup (token fetch and retries included) ends within it, however slow the peer.
     lookup_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
@@ -248,3 +249,9 @@ class Config(_Section):
     def cron(self) -> CronSpec:
         """The validated `cronSchedule`."""
         return parse_cron(self.cron_schedule)
+
+
+# The events section's models build on the sections above (a module of their own: one job each).
+from autorollout.config.events import EventsConfig  # noqa: E402
+
+Config.model_rebuild()
