@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import sys
 
+from autorollout.cli.events_status import last_events_lines
 from autorollout.cli.outcome import EXIT_OK, run_reported
 from autorollout.cli.reconcile import open_reconciler
 from autorollout.config import Config, load_config
@@ -23,7 +24,11 @@ async def _status(config: Config, args: argparse.Namespace) -> str:
     if not plans:
         scope = ", ".join(reconciler.namespaces) if reconciler.namespaces else "all namespaces"
         return f"No labeled workloads (kube-autorollout/enabled=true) in {scope}.\n"
-    return format_table(status_rows(plans), full=args.full or args.output == "wide")
+    table = format_table(status_rows(plans), full=args.full or args.output == "wide")
+    if config.events.enabled:
+        images = [c.image for plan in plans for c in plan.workload.containers]
+        table += "".join(line + "\n" for line in await last_events_lines(config.events, images))
+    return table
 
 
 def command(args: argparse.Namespace) -> int:

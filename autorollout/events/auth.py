@@ -48,7 +48,7 @@ class SourceAuth:
 
 def token_matches(secret: bytes, presented: str) -> bool:
     """Whether `presented` is the secret, bare or after "Bearer "/"Token " (constant-time)."""
-    lowered = presented[:6].lower()
+    lowered = presented[:7].lower()
     for scheme in _SCHEMES:
         if lowered.startswith(scheme):
             presented = presented[len(scheme) :]

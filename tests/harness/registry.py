@@ -20,7 +20,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -204,7 +204,9 @@ class LocalRegistry:
         _running.discard(self)
 
 
-def _registry_config(registry: LocalRegistry) -> dict[str, object]:
+def _registry_config(
+    registry: LocalRegistry, notifications: Sequence[Mapping[str, object]] = ()
+) -> dict[str, object]:
     http: dict[str, object] = {"addr": registry.host, "secret": secrets.token_hex(16)}
     config: dict[str, object] = {
         "version": 0.1,
@@ -217,6 +219,8 @@ def _registry_config(registry: LocalRegistry) -> dict[str, object]:
         "http": http,
         "health": {"storagedriver": {"enabled": False}},
     }
+    if notifications:
+        config["notifications"] = {"endpoints": [dict(n) for n in notifications]}
     if registry.mode == "tls":
         ca_pem, ca_key = mint_ca("test registry CA")
         cert_pem, key_pem = mint_serving_cert(ca_pem, ca_key, ["localhost"], ["127.0.0.1", "::1"])
@@ -252,9 +256,15 @@ def _registry_config(registry: LocalRegistry) -> dict[str, object]:
 
 
 def start_registry(
-    mode: Mode, workdir: Path, *, token_expires_in: int = 300, timeout: float = 15.0
+    mode: Mode,
+    workdir: Path,
+    *,
+    token_expires_in: int = 300,
+    timeout: float = 15.0,
+    notifications: Sequence[Mapping[str, object]] = (),
 ) -> LocalRegistry:
-    """Start a registry in `mode` with its files under `workdir`; returns once /v2/ answers."""
+    """Start a registry in `mode` with its files under `workdir`; returns once /v2/ answers.
+    `notifications` are distribution's `notifications.endpoints` entries (name, url, headers, ...)."""
     if mode not in MODES:
         raise ValueError(f"unknown registry mode {mode!r}")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -266,7 +276,7 @@ def start_registry(
             workdir / "tokens", {TEST_USER: registry.password or ""}, expires_in=token_expires_in
         )
     config_path = workdir / "config.yml"
-    config_path.write_text(yaml.safe_dump(_registry_config(registry)))
+    config_path.write_text(yaml.safe_dump(_registry_config(registry, notifications)))
     with registry.access_log.open("ab") as stdout, registry.app_log.open("ab") as stderr:
         registry.process = subprocess.Popen(
             [REGISTRY_BINARY, "serve", str(config_path)],
