@@ -43,15 +43,15 @@ def image_event(host: str, repository: str, tag: str, digest: object = None) -> 
 
 
 def event_for_reference(text: str, digest: object = None) -> ImageEvent:
-    """The event for an image reference written in full ("host/repo:tag"); a digest in it is dropped."""
+    """The event for an image reference as a pod spec writes it (no tag: "latest")."""
     try:
         ref = parse_image_reference(text)
     except InvalidReferenceError as exc:
         raise MalformedEventError(f"not an image reference: {exc.reason}") from None
-    if ref.tag is None:
-        raise MalformedEventError("the image names no tag")
+    if ref.tag is None and ref.digest is not None:
+        raise MalformedEventError("the image names no tag (a digest cannot move)")
     said = digest if isinstance(digest, str) and is_valid_digest(digest) else None
-    return ImageEvent(ImageReference(ref.registry, ref.repository, ref.tag), said)
+    return ImageEvent(ImageReference(ref.registry, ref.repository, ref.tag_or_latest), said)
 
 
 def host_of(url: object) -> str:
