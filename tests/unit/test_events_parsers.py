@@ -194,7 +194,30 @@ JSON = st.recursive(
     max_leaves=30,
 )
 KEYS = st.sampled_from(
-    ["events", "action", "target", "tag", "repository", "request", "host", "push_data", "repo_name", "package", "type", "event_data", "resources", "resource_url", "docker_url", "updated_tags", "domain", "event_type", "data", "image", "images", "specversion"]
+    [
+        "events",
+        "action",
+        "target",
+        "tag",
+        "repository",
+        "request",
+        "host",
+        "push_data",
+        "repo_name",
+        "package",
+        "type",
+        "event_data",
+        "resources",
+        "resource_url",
+        "docker_url",
+        "updated_tags",
+        "domain",
+        "event_type",
+        "data",
+        "image",
+        "images",
+        "specversion",
+    ]
 )
 SHAPED = st.recursive(
     st.none()
