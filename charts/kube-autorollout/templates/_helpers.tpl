@@ -198,7 +198,46 @@ two different Secrets share, gets a generated name instead.
   "webhook" $webhook
   "reconciler" $reconciler
   "leaderElection" $leader }}
+{{- with (include "kube-autorollout.events" . | fromYaml) }}
+{{- $_ := set $config "events" . }}
+{{- end }}
 {{- toYaml $config }}
+{{- end }}
+
+{{- define "kube-autorollout.eventsDir" -}}/etc/kube-autorollout/events{{- end }}
+
+{{/*
+The config's `events` section, only while events.enabled: each source's Secret reference becomes a
+`secretFile` under eventsDir (the Secret is mounted there by the Deployment).
+*/}}
+{{- define "kube-autorollout.events" -}}
+{{- $e := .Values.events }}
+{{- if $e.enabled }}
+{{- $sources := dict }}
+{{- range $name, $s := $e.sources }}
+{{- $source := dict }}
+{{- if $s.secretRef }}
+{{- $_ := set $source "secretFile" (printf "%s/%s/%s" (include "kube-autorollout.eventsDir" $) $name $s.secretRef.key) }}
+{{- else if $s.allowUnauthenticated }}
+{{- $_ := set $source "allowUnauthenticated" true }}
+{{- else }}
+{{- fail (printf "events.sources.%s needs secretRef {name, key} or allowUnauthenticated: true" $name) }}
+{{- end }}
+{{- range $key := list "header" "requestsPerSecond" "burst" "registryHost" }}
+{{- if hasKey $s $key }}{{ $_ := set $source $key (get $s $key) }}{{ end }}
+{{- end }}
+{{- $_ := set $sources $name $source }}
+{{- end }}
+{{- if not $sources }}
+{{- fail "events.enabled is true but events.sources is empty" }}
+{{- end }}
+{{- $events := dict "enabled" true "host" "0.0.0.0" "port" $e.port "coalesceSeconds" $e.coalesceSeconds "maxBodyBytes" $e.maxBodyBytes "sources" $sources }}
+{{- if $e.tlsSecretName }}
+{{- $_ := set $events "tlsCertFile" (printf "%s/tls/tls.crt" (include "kube-autorollout.eventsDir" .)) }}
+{{- $_ := set $events "tlsKeyFile" (printf "%s/tls/tls.key" (include "kube-autorollout.eventsDir" .)) }}
+{{- end }}
+{{- toYaml $events }}
+{{- end }}
 {{- end }}
 
 {{/*
