@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.idle import DEPENDENCIES
+from bench.push import push_table
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -327,6 +328,9 @@ def main() -> None:
                 ["runs", str(len(startup["runs"]))],
             ],
         )
+    push = _load("push")
+    if push:
+        blocks["push"] = push_table(push)
     idle = _load("idle")
     if idle:
         blocks.update(idle_tables(idle, _load("idle-before")))

@@ -48,6 +48,16 @@ def _recorded(cluster: LocalCluster, namespace: str, name: str) -> str:
     return str(obj["metadata"]["annotations"].get(f"{DIGEST_PREFIX}app", ""))
 
 
+def _samples(text: str) -> dict[str, float]:
+    """Prometheus text as {"name{labels}": value}."""
+    found = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            found[name] = float(value)
+    return found
+
+
 def _receiver_up(log: Path) -> bool:
     return any(m.get("msg") == "event receiver listening" for m in log_messages(log))
 
@@ -70,10 +80,12 @@ def test_a_push_notified_by_the_registry_rolls_out_once_with_cron_far_away(
         apply(cluster, workload("Deployment", "pushed", namespace, [("app", image)], recorded={"app": v1}))
         wait_replicasets(cluster, namespace, "pushed", 1)
         generic = secrets.token_urlsafe(16)
+        metrics_port = free_port()
         config = write_config(
             tmp_path / "config.yaml",
             [namespace],
             cronSchedule=NEVER,
+            webserver={"port": metrics_port},
             events=events_section(port, secret_file, generic={"secret": generic}),
         )
         log = tmp_path / "reconcile.log"
@@ -131,6 +143,15 @@ def test_a_push_notified_by_the_registry_rolls_out_once_with_cron_far_away(
                 "cycle finished" in m.get("msg", "") and m.get("workloads", 0) > 1 for m in log_messages(log)
             )
 
+            scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+            samples = _samples(scraped)
+            assert samples['kube_autorollout_events_total{outcome="rolled_out",source="distribution"}'] >= 2
+            assert samples['kube_autorollout_events_total{outcome="accepted",source="generic"}'] == 1
+            assert (
+                samples['kube_autorollout_events_total{outcome="unauthenticated",source="distribution"}'] == 1
+            )
+            assert samples["kube_autorollout_event_to_patch_seconds_count"] >= 2
+            assert token not in scraped
             status = run_cli(cluster, config, "status")
             assert status.returncode == 0, status.stderr
             assert f"{registry.host}/{repo}:latest" in status.stdout
