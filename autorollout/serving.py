@@ -260,6 +260,23 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.abort()
 
 
+def listening_socket(host: str, port: int, backlog: int) -> socket.socket:
+    """A TCP socket bound to `host:port` and listening (IPv6, dual-stack, when the host is an IPv6
+    address): bound here, so that a taken port fails at start-up and not inside uvicorn. Raises OSError."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind((host.strip("[]"), port))
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def limited_config(app: Any, limits: HttpLimits = DEFAULT_LIMITS, **options: Any) -> uvicorn.Config:
     """A uvicorn Config for `app` whose connections are held to `limits`."""
     return uvicorn.Config(
@@ -317,4 +334,11 @@ class EmbeddedServer(uvicorn.Server):
         self.started = True
 
 
-__all__ = ["DEFAULT_LIMITS", "EmbeddedServer", "HttpLimits", "LimitedHttpToolsProtocol", "limited_config"]
+__all__ = [
+    "DEFAULT_LIMITS",
+    "EmbeddedServer",
+    "HttpLimits",
+    "LimitedHttpToolsProtocol",
+    "limited_config",
+    "listening_socket",
+]

@@ -34,6 +34,7 @@ import yaml
 
 from bench.env import log, save
 from bench.proc import load_average, machine
+from tests.e2e.events_helpers import notification_endpoint
 from tests.harness.cluster import LocalCluster
 from tests.harness.oci import OCI_INDEX, OCI_MANIFEST
 from tests.harness.registry import LocalRegistry, free_port, start_registry
@@ -71,16 +72,7 @@ class Stage:
         self.port = free_port()
         (workdir / "events-token").write_text(self.token + "\n")
         self.cluster = LocalCluster().start()
-        endpoint = {
-            "name": "kube-autorollout",
-            "url": f"http://127.0.0.1:{self.port}/events/distribution",
-            "headers": {"Authorization": [f"Bearer {self.token}"]},
-            "timeout": "2s",
-            "threshold": 3,
-            "backoff": "200ms",
-            "ignoredmediatypes": ["application/octet-stream"],
-            "ignore": {"actions": ["pull"]},
-        }
+        endpoint = notification_endpoint("kube-autorollout", self.port, self.token)
         self.registry: LocalRegistry = start_registry("plain", workdir / "registry", notifications=[endpoint])
         self.image = f"{self.registry.host}/{REPO}:latest"
         self.seed = 1000

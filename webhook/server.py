@@ -20,7 +20,13 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from autorollout.errors import AutorolloutError
-from autorollout.serving import DEFAULT_LIMITS, EmbeddedServer, HttpLimits, limited_config
+from autorollout.serving import (
+    DEFAULT_LIMITS,
+    EmbeddedServer,
+    HttpLimits,
+    limited_config,
+    listening_socket,
+)
 from webhook.tls import ServingCertificate
 
 GRACEFUL_SECONDS: Final = 10.0
@@ -33,18 +39,10 @@ class WebhookServerError(AutorolloutError):
 
 def bind(host: str, port: int) -> socket.socket:
     """A bound TCP socket for `host:port` (IPv6 when the host is an IPv6 address)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        sock.bind((host.strip("[]"), port))
-        sock.listen(_BACKLOG)  # now, so that a taken port fails here and not inside uvicorn
+        return listening_socket(host, port, _BACKLOG)
     except OSError as exc:
-        sock.close()
         raise WebhookServerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    return sock
 
 
 class WebhookServer:

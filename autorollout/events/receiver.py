@@ -30,7 +30,13 @@ from autorollout.events.coalesce import EventCoalescer
 from autorollout.events.limits import RequestRate
 from autorollout.events.model import ImageEvent, MalformedEventError
 from autorollout.events.sources import Parser
-from autorollout.serving import DEFAULT_LIMITS, EmbeddedServer, HttpLimits, limited_config
+from autorollout.serving import (
+    DEFAULT_LIMITS,
+    EmbeddedServer,
+    HttpLimits,
+    limited_config,
+    listening_socket,
+)
 
 log = logging.getLogger("kube_autorollout.events")
 
@@ -188,16 +194,10 @@ def _json(body: bytes) -> object:
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host.strip("[]"), port))
-        sock.listen(512)
+        return listening_socket(host, port, 512)
     except OSError as exc:
-        sock.close()
         raise ReceiverError(f"events: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    return sock
 
 
 class EventReceiver:
