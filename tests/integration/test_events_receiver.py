@@ -8,6 +8,7 @@ import asyncio
 import json
 import resource
 import secrets
+import ssl
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -24,6 +25,7 @@ from autorollout.config import load_config_text
 from autorollout.events.auth import github_signature
 from autorollout.events.coalesce import EventCoalescer, PendingImage
 from autorollout.events.receiver import RECENT_IMAGES, EventReceiver, RecentEvents, build_receiver_app
+from certs.mint import mint_ca, mint_serving_cert, write_private
 from tests.harness.registry import free_port
 
 pytestmark = pytest.mark.integration
@@ -334,3 +336,68 @@ def test_memory_stays_bounded_under_many_distinct_forged_images(receiver: Receiv
     assert len(receiver.recent.snapshot()) == RECENT_IMAGES  # of 6,000 names, the newest 1,024
     assert max(len(batch) for batch in receiver.rounds) <= MAX_PENDING  # beyond it: 503, the sender retries
     assert grown_kib < 64 * 1024, grown_kib
+
+
+def test_the_receiver_serves_https_with_its_own_certificate(tmp_path: Path) -> None:
+    ca_pem, ca_key = mint_ca("events test CA")
+    cert_pem, key_pem = mint_serving_cert(ca_pem, ca_key, ["localhost"], ["127.0.0.1"])
+    (tmp_path / "tls.crt").write_bytes(cert_pem)
+    write_private(tmp_path / "tls.key", key_pem)
+    (tmp_path / "ca.crt").write_bytes(ca_pem)
+    config = load_config_text(_config())
+    port = free_port()
+    rounds: list[str] = []
+    stop = asyncio.Event()
+    loops: list[asyncio.AbstractEventLoop] = []
+    servers: list[EventReceiver] = []
+
+    async def dispatch(batch: Sequence[PendingImage]) -> None:
+        rounds.extend(str(p.image) for p in batch)
+
+    async def main() -> None:
+        coalescer = EventCoalescer(dispatch, window=0.01)
+        app = build_receiver_app(
+            event_sources(config), coalescer, lambda: None, max_body_bytes=MAX_BODY, recent=RecentEvents()
+        )
+        server = EventReceiver(
+            app,
+            host="127.0.0.1",
+            port=port,
+            cert_file=str(tmp_path / "tls.crt"),
+            key_file=str(tmp_path / "tls.key"),
+        )
+        servers.append(server)
+        loops.append(asyncio.get_running_loop())
+        await asyncio.gather(server.serve(), coalescer.run(stop))
+
+    thread = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
+    thread.start()
+    url = f"https://127.0.0.1:{port}/events/acr"
+    body = (DATA / "acr.json").read_bytes()
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                answer = httpx.post(
+                    url,
+                    content=body,
+                    headers=credential("acr", body)[0],
+                    verify=ssl.create_default_context(cafile=str(tmp_path / "ca.crt")),
+                    timeout=2,
+                )
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        assert answer.status_code == 202, answer.text
+        with pytest.raises(httpx.TransportError):
+            httpx.post(
+                f"http://127.0.0.1:{port}/events/acr", content=body, timeout=2
+            )  # plain HTTP: no answer
+        while "acme.azurecr.io/payments/api:v3" not in rounds:
+            assert time.monotonic() < deadline + 5
+            time.sleep(0.01)
+    finally:
+        servers[0].shutdown()
+        loops[0].call_soon_threadsafe(stop.set)
+        thread.join(timeout=10)
