@@ -249,3 +249,13 @@ def test_any_json_is_events_or_a_malformed_error_never_a_crash(
     for event in found:
         assert event.image.tag is not None
         assert event.image.digest is None
+
+
+def test_a_real_index_push_from_docker_registry_is_one_event_for_the_index() -> None:
+    envelopes = sample("distribution-docker-registry-2.8-index-push.json")
+    assert len(envelopes) == 3  # one per platform manifest, then the index
+    found = [event for envelope in envelopes for event in parser_for("distribution")(envelope, {})]
+    [event] = found
+    index = envelopes[2]["events"][0]["target"]
+    assert str(event.image) == f"{index['url'].split('/')[2]}/team/api:main"
+    assert event.digest == index["digest"]
