@@ -87,7 +87,7 @@ bench: venv cluster-binaries
 	$(PY) -m bench.reconcile
 	$(PY) -m bench.upstream
 	$(PY) -m bench.upstream --workloads 1000 --images 200 --out upstream-1000
-	$(PY) -m bench.push
+	$(PY) -m bench.push_events
 	$(PY) -m bench.admission
 	$(PY) -m bench.startup
 	$(PY) -m bench.idle

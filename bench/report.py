@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.idle import DEPENDENCIES
-from bench.push import push_table
+from bench.push_events import push_table
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -328,7 +328,7 @@ def main() -> None:
                 ["runs", str(len(startup["runs"]))],
             ],
         )
-    push = _load("push")
+    push = _load("push-events")
     if push:
         blocks["push"] = push_table(push)
     idle = _load("idle")

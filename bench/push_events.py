@@ -11,7 +11,7 @@ by default) are the gap above it, with the cycle's own work.
 The upstream Rust binary polls only (no events); when it is built (bench/install-upstream.sh) its
 push latency is `python -m bench.upstream`'s "push to first new ReplicaSet" row, at its schedule.
 
-Usage: python -m bench.push [--pushes 25] [--cron-pushes 5]
+Usage: python -m bench.push_events [--pushes 25] [--cron-pushes 5]
 """
 
 from __future__ import annotations
@@ -268,7 +268,7 @@ def main() -> None:
     parser.add_argument("--cron-pushes", type=int, default=5)
     args = parser.parse_args()
     result = run(args.pushes, args.cron_pushes)
-    save("push", result)
+    save("push-events", result)
     print(push_table(result))
 
 
