@@ -79,10 +79,12 @@ class LocalRegistry:
     password: str | None = None
     token_server: TokenServer | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    #: The address it listens on: loopback, or the real node's bridge address (reached by pods too).
+    address: str = "127.0.0.1"
 
     @property
     def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.address}:{self.port}"
 
     @property
     def url(self) -> str:
@@ -219,7 +221,9 @@ def _registry_config(registry: LocalRegistry) -> dict[str, object]:
     }
     if registry.mode == "tls":
         ca_pem, ca_key = mint_ca("test registry CA")
-        cert_pem, key_pem = mint_serving_cert(ca_pem, ca_key, ["localhost"], ["127.0.0.1", "::1"])
+        cert_pem, key_pem = mint_serving_cert(
+            ca_pem, ca_key, ["localhost"], sorted({"127.0.0.1", "::1", registry.address})
+        )
         registry.ca_file = registry.workdir / "ca.crt"
         registry.ca_file.write_bytes(ca_pem)
         (registry.workdir / "tls.crt").write_bytes(cert_pem)
@@ -252,13 +256,19 @@ def _registry_config(registry: LocalRegistry) -> dict[str, object]:
 
 
 def start_registry(
-    mode: Mode, workdir: Path, *, token_expires_in: int = 300, timeout: float = 15.0
+    mode: Mode,
+    workdir: Path,
+    *,
+    token_expires_in: int = 300,
+    timeout: float = 15.0,
+    address: str = "127.0.0.1",
 ) -> LocalRegistry:
-    """Start a registry in `mode` with its files under `workdir`; returns once /v2/ answers."""
+    """Start a registry in `mode` with its files under `workdir` on `address` (loopback or the real
+    node's bridge address); returns once /v2/ answers."""
     if mode not in MODES:
         raise ValueError(f"unknown registry mode {mode!r}")
     workdir.mkdir(parents=True, exist_ok=True)
-    registry = LocalRegistry(mode=mode, workdir=workdir, port=free_port())
+    registry = LocalRegistry(mode=mode, workdir=workdir, port=free_port(), address=address)
     if mode in ("basic", "token"):
         registry.username, registry.password = TEST_USER, secrets.token_urlsafe(12)
     if mode == "token":
