@@ -1,0 +1,253 @@
+"""Upstream's e2e steps on the real node: a real kubelet pulls through a pull secret, the webhook
+(a real process behind a MutatingWebhookConfiguration) records the digest, the reconciler (a real
+process on its cron schedule) rolls out after a push, and the new pods' imageID, as the kubelet
+reports it, is the pushed digest."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.reconciler_helpers import (
+    DIGEST_PREFIX,
+    apply,
+    events,
+    list_items,
+    start_cli,
+    wait_for,
+    workload,
+    write_config,
+)
+from tests.e2e.webhook_process import WebhookProcess, get, registered, start_webhook
+from tests.harness.cluster import LocalCluster
+from tests.harness.kubelet import image_id
+from tests.harness.node import LocalNode
+from tests.harness.podimages import push_shell_image, push_shell_index
+from tests.harness.registry import LocalRegistry
+
+pytestmark = pytest.mark.e2e
+
+PULL_SECRET = "registry-login"
+#: A reconciler cycle every 2 s: a few cycles fit in the time a test waits for "exactly once".
+SCHEDULE = "*/2 * * * * *"
+ROLLOUT_TIMEOUT = 120.0
+
+
+@pytest.fixture
+def webhook(cluster: LocalCluster, tmp_path: Path) -> Iterator[WebhookProcess]:
+    process = start_webhook(tmp_path / "webhook", cluster)
+    try:
+        yield process
+    finally:
+        assert process.stop() == 0, process.log_text()[-3000:]
+
+
+@contextlib.contextmanager
+def reconciler_running(
+    cluster: LocalCluster, namespace: str, workdir: Path, **config_keys: Any
+) -> Iterator[Path]:
+    """`kube-autorollout reconcile` as a long-running process on SCHEDULE; yields its log path."""
+    config = write_config(workdir / "config.yaml", [namespace], cronSchedule=SCHEDULE, **config_keys)
+    log_path = workdir / "reconcile.log"
+    process = start_cli(cluster, config, "reconcile", log_path=log_path)
+    try:
+        yield log_path
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def create_pull_secret(cluster: LocalCluster, namespace: str, registry: LocalRegistry) -> None:
+    cluster.kubectl(
+        "create", "secret", "docker-registry", PULL_SECRET, "-n", namespace,
+        f"--docker-server={registry.host}", f"--docker-username={registry.username}",
+        f"--docker-password={registry.password}",
+    )  # fmt: skip
+
+
+def deployment(name: str, namespace: str, image: str, *, replicas: int = 2) -> dict[str, Any]:
+    manifest = workload("Deployment", name, namespace, [("app", image)], replicas=replicas)
+    pod_spec = manifest["spec"]["template"]["spec"]
+    pod_spec["imagePullSecrets"] = [{"name": PULL_SECRET}]
+    pod_spec["terminationGracePeriodSeconds"] = 2
+    return manifest
+
+
+def running_pods(cluster: LocalCluster, namespace: str, app: str, replicas: int) -> list[dict[str, Any]]:
+    """The app's pods once exactly `replicas` of them are Running and Ready and none is going away."""
+    pods = list_items(cluster, "pods", namespace, f"app={app}")
+    settled = len(pods) == replicas and all(
+        not p["metadata"].get("deletionTimestamp")
+        and p["status"].get("phase") == "Running"
+        and all(s.get("ready") for s in p["status"].get("containerStatuses") or [{}])
+        for p in pods
+    )
+    return pods if settled else []
+
+
+def image_ids(pods: list[dict[str, Any]]) -> set[str]:
+    return {s["imageID"] for p in pods for s in p["status"]["containerStatuses"]}
+
+
+def generation(cluster: LocalCluster, namespace: str, name: str) -> int:
+    return int(get(cluster, "Deployment", namespace, name)["metadata"]["generation"])
+
+
+def recorded_digest(cluster: LocalCluster, namespace: str, name: str) -> str:
+    annotations = get(cluster, "Deployment", namespace, name)["metadata"]["annotations"]
+    return str(annotations[f"{DIGEST_PREFIX}app"]).rpartition("@")[2]
+
+
+def probe_image(registry: LocalRegistry, unique_repo: str) -> str:
+    """An image of an anonymous registry for the webhook's activation probe."""
+    registry.push_image(f"{unique_repo}-probe", "latest", seed=1)
+    return f"{registry.host}/{unique_repo}-probe:latest"
+
+
+def roll_and_check(
+    cluster: LocalCluster, ns: str, image: str, push_new: Any, first: str, workdir: Path
+) -> tuple[str, float]:
+    """Pods run `first`; push (push_new() -> digest); the reconciler rolls exactly once; the new
+    pods run the new digest as the kubelet reports it, equal to the recorded one. Returns
+    (new digest, seconds from push to new pods running)."""
+    pods = wait_for("2 pods running", lambda: running_pods(cluster, ns, "shop", 2), ROLLOUT_TIMEOUT)
+    assert image_ids(pods) == {image_id(image, first)}
+    assert recorded_digest(cluster, ns, "shop") == first
+    assert generation(cluster, ns, "shop") == 1
+    with reconciler_running(cluster, ns, workdir) as log:
+        time.sleep(5)  # cycles on an unmoved tag: nothing happens
+        assert generation(cluster, ns, "shop") == 1, log.read_text()[-2000:]
+        pushed = time.monotonic()
+        second = push_new()
+        wait_for("rollout", lambda: generation(cluster, ns, "shop") == 2, ROLLOUT_TIMEOUT)
+        pods = wait_for(
+            "new pods running",
+            lambda: (
+                (p := running_pods(cluster, ns, "shop", 2))
+                and image_ids(p) == {image_id(image, second)}
+                and p
+            ),
+            ROLLOUT_TIMEOUT,
+        )
+        took = time.monotonic() - pushed
+        time.sleep(6)  # three more cycles: no second rollout for the same move
+        assert generation(cluster, ns, "shop") == 2, log.read_text()[-2000:]
+    assert recorded_digest(cluster, ns, "shop") == second
+    assert {s["imageID"].rpartition("@")[2] for p in pods for s in p["status"]["containerStatuses"]} == {
+        second
+    }
+    assert len(events(cluster, ns, "RolloutTriggered")) == 1
+    return second, took
+
+
+def test_pull_secret_deployment_rolls_out_once_on_push(
+    cluster: LocalCluster,
+    node: LocalNode,
+    node_registry_basic: LocalRegistry,
+    registry_plain: LocalRegistry,
+    node_namespace: str,
+    webhook: WebhookProcess,
+    unique_repo: str,
+    tmp_path: Path,
+) -> None:
+    ns, registry = node_namespace, node_registry_basic
+    create_pull_secret(cluster, ns, registry)
+    image = f"{registry.host}/{unique_repo}:latest"
+    pusher = registry.pusher()
+    try:
+        first = push_shell_image(pusher, unique_repo, "latest", seed=11)
+        with registered(cluster, webhook, [ns], probe_image(registry_plain, unique_repo)):
+            apply(cluster, deployment("shop", ns, image))
+            second, took = roll_and_check(
+                cluster,
+                ns,
+                image,
+                lambda: push_shell_image(pusher, unique_repo, "latest", seed=12),
+                first,
+                tmp_path,
+            )
+    finally:
+        pusher.close()
+    assert second != first
+    print(f"push -> new pods running on the real node: {took:.1f}s")
+
+
+def test_image_index_recorded_digest_is_what_the_kubelet_reports(
+    cluster: LocalCluster,
+    node: LocalNode,
+    node_registry_basic: LocalRegistry,
+    registry_plain: LocalRegistry,
+    node_namespace: str,
+    webhook: WebhookProcess,
+    unique_repo: str,
+    tmp_path: Path,
+) -> None:
+    ns, registry = node_namespace, node_registry_basic
+    create_pull_secret(cluster, ns, registry)
+    image = f"{registry.host}/{unique_repo}:latest"
+    pusher = registry.pusher()
+    try:
+        first, by_platform = push_shell_index(pusher, unique_repo, "latest", seed=21)
+        with registered(cluster, webhook, [ns], probe_image(registry_plain, unique_repo)):
+            apply(cluster, deployment("shop", ns, image))
+            second, _ = roll_and_check(
+                cluster,
+                ns,
+                image,
+                lambda: push_shell_index(pusher, unique_repo, "latest", seed=22)[0],
+                first,
+                tmp_path,
+            )
+    finally:
+        pusher.close()
+    # The index digest, not the amd64 manifest the node ran.
+    assert first not in by_platform.values()
+    assert second != first
+
+
+def test_new_image_that_exits_nonzero_crash_loops(
+    cluster: LocalCluster,
+    node: LocalNode,
+    node_registry_tls: LocalRegistry,
+    node_namespace: str,
+    unique_repo: str,
+    tmp_path: Path,
+) -> None:
+    ns, registry = node_namespace, node_registry_tls  # pulled over TLS with the test CA
+    image = f"{registry.host}/{unique_repo}:latest"
+    pusher = registry.pusher()
+    try:
+        first = push_shell_image(pusher, unique_repo, "latest", seed=31)
+        manifest = deployment("shop", ns, image, replicas=1)
+        manifest["metadata"]["annotations"] = {f"{DIGEST_PREFIX}app": f"{image}@{first}"}
+        del manifest["spec"]["template"]["spec"]["imagePullSecrets"]
+        apply(cluster, manifest)
+        wait_for("pod running", lambda: running_pods(cluster, ns, "shop", 1), ROLLOUT_TIMEOUT)
+        tls = {"caCertificatePaths": [str(registry.ca_file)]}
+        with reconciler_running(cluster, ns, tmp_path, tls=tls):
+            push_shell_image(pusher, unique_repo, "latest", "echo crashing; exit 3", seed=32)
+            wait_for("rollout", lambda: generation(cluster, ns, "shop") == 2, ROLLOUT_TIMEOUT)
+    finally:
+        pusher.close()
+
+    def crash_looping() -> dict[str, Any] | None:
+        for pod in list_items(cluster, "pods", ns, "app=shop"):
+            for status in pod["status"].get("containerStatuses") or []:
+                waiting = status.get("state", {}).get("waiting", {})
+                if status.get("restartCount", 0) > 0 and waiting.get("reason") == "CrashLoopBackOff":
+                    return dict(status)
+        return None
+
+    status = wait_for("CrashLoopBackOff", crash_looping, ROLLOUT_TIMEOUT, interval=1.0)
+    assert status["lastState"]["terminated"]["exitCode"] == 3
