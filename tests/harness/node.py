@@ -2,14 +2,15 @@
 
 The kubelet is built with the control plane (scripts/install-cluster-binaries.sh); containerd 1.6,
 runc and the CNI plugins are Debian's (scripts/install-system-deps.sh). Everything runs as root (a
-kubelet mounts volumes, creates network namespaces and cgroups) under /var/lib/kar-node, logs in a
-temporary directory. Pods get addresses of 10.250.0.0/24 on bridge kar-br0, whose host address
-10.250.0.1 is the node's IP; traffic goes nowhere but loopback and that bridge:
+kubelet mounts volumes, creates network namespaces and cgroups) under /var/lib/kar-node/N, logs in a
+temporary directory. N is the first free slot (tests/harness/nodecleanup.py), so several sessions can
+each run a node: pods get addresses of 10.250.N.0/24 on bridge kar-brN, whose host address 10.250.N.1
+is the node's IP (`host_address`); traffic goes nowhere but loopback and that bridge:
 - pods reach the API server at the `kubernetes` Service (10.0.0.1:443) through one iptables DNAT rule
   to its loopback port (there is no kube-proxy);
 - the API server reaches webhook pods at their endpoints (it runs with --enable-aggregator-routing);
-- a registry pods must reach (the product's own lookups) listens on 10.250.0.1
-  (`start_registry(..., address=HOST_ADDRESS)`); containerd pulls from loopback registries too.
+- a registry pods must reach (the product's own lookups) listens on the host address
+  (`start_registry(..., address=node.host_address)`); containerd pulls from loopback registries too.
 There is no kube-scheduler: the node binds the pending pods of the namespaces it is handed
 (`watch_namespace`), so the simulated node of the benchmarks can share the control plane.
 
@@ -20,7 +21,6 @@ SIGKILLed, and before every start.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -42,8 +42,6 @@ from tests.harness.cluster import KUBERNETES_SERVICE_IP, LocalCluster, ManagedPr
 from tests.harness.podimages import PAUSE_REPOSITORY, PAUSE_TAG, push_pause_image
 from tests.harness.registry import LocalRegistry, start_registry
 
-NODE_NAME = "kar-node"
-HOST_ADDRESS = "10.250.0.1"
 CONTAINERD = "/usr/bin/containerd"
 CNI_BIN_DIR = "/usr/lib/cni"
 _BIND_INTERVAL = 0.2
@@ -54,8 +52,8 @@ class NodeError(Exception):
 
 
 class LocalNode:
-    """One real node of `cluster`. Its own plain-HTTP registry on HOST_ADDRESS (`.registry`) serves
-    the pause image, and tests may push theirs there."""
+    """One real node of `cluster`. Its own plain-HTTP registry on the host address (`.registry`)
+    serves the pause image, and tests may push theirs there."""
 
     def __init__(self, cluster: LocalCluster, *, startup_timeout: float = 120.0) -> None:
         self.cluster = cluster
@@ -66,6 +64,7 @@ class LocalNode:
         self.processes: list[ManagedProcess] = []
         self.namespaces: set[str] = set()
         self._lock: IO[str] | None = None
+        self.slot = cleanup.NodeSlot(0)  # the one taken at start
         self._reaper: subprocess.Popen[bytes] | None = None
         self._http: httpx.Client | None = None
         self._stop = threading.Event()
@@ -78,14 +77,14 @@ class LocalNode:
         """Clean up what an earlier node left, then start containerd and the kubelet; returns once
         the Node is Ready."""
         started = time.monotonic()
-        self._take_lock()
+        self._take_slot()
         try:
-            cleanup.clean_node()
+            cleanup.clean_node(self.slot)
             self.timings["cleanup"] = time.monotonic() - started
             self._prepare_root()
             self._start_reaper()
             self._create_bridge()
-            self.registry = start_registry("plain", self.log_dir / "registry", address=HOST_ADDRESS)
+            self.registry = start_registry("plain", self.log_dir / "registry", address=self.slot.host_address)
             self.trust_registry(self.registry)
             pusher = self.registry.pusher()
             try:
@@ -96,6 +95,10 @@ class LocalNode:
             self._start_kubelet()
             self._http = self._api_client()
             self._wait_ready()
+            if self._reaper is not None and self._reaper.poll() is not None:
+                raise NodeError(
+                    f"the node's reaper exited: {(self.log_dir / 'reaper.log').read_text()[-1000:]}"
+                )
         except BaseException:
             self.stop(keep_logs=True)
             raise
@@ -115,9 +118,9 @@ class LocalNode:
         if self.registry is not None:
             self.registry.stop()
         if self._lock is not None:
-            cleanup.clean_node()
+            cleanup.clean_node(self.slot)
             if self._http is not None:
-                self._http.delete(f"/api/v1/nodes/{NODE_NAME}")
+                self._http.delete(f"/api/v1/nodes/{self.name}")
             if self._reaper is not None:
                 self._reaper.kill()
                 self._reaper.wait()
@@ -141,13 +144,23 @@ class LocalNode:
 
     # use
 
+    @property
+    def name(self) -> str:
+        """The Node's name."""
+        return self.slot.node_name
+
+    @property
+    def host_address(self) -> str:
+        """The bridge's host address, which is also the node's IP (pods reach the host there)."""
+        return self.slot.host_address
+
     def watch_namespace(self, namespace: str) -> None:
         """Bind the pods of `namespace` to this node from now on."""
         self.namespaces.add(namespace)
 
     def trust_registry(self, registry: LocalRegistry) -> None:
         """Let containerd pull from `registry`: plain HTTP, or TLS with its test CA."""
-        host_dir = cleanup.ROOT / "certs.d" / registry.host
+        host_dir = self.slot.root / "certs.d" / registry.host
         host_dir.mkdir(parents=True, exist_ok=True)
         ca = f'  ca = "{registry.ca_file}"\n' if registry.ca_file else ""
         (host_dir / "hosts.toml").write_text(
@@ -161,83 +174,86 @@ class LocalNode:
 
     # set-up
 
-    def _take_lock(self) -> None:
-        fcntl_lock = cleanup.LOCK_FILE
-        fcntl_lock.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = fcntl_lock.open("a")
+    def _take_slot(self) -> None:
+        """The first free slot (bridge, subnet, root); waits while all are taken."""
         deadline = time.monotonic() + self.startup_timeout
         while True:
-            try:
-                fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    self._lock.close()
-                    self._lock = None
-                    raise NodeError(f"another real node holds {fcntl_lock}") from None
-                time.sleep(0.5)
+            for index in range(cleanup.SLOTS):
+                lock = cleanup.try_lock(cleanup.NodeSlot(index))
+                if lock is not None:
+                    self._lock, self.slot = lock, cleanup.NodeSlot(index)
+                    return
+            if time.monotonic() > deadline:
+                raise NodeError(
+                    f"all {cleanup.SLOTS} real-node slots are taken (locks in {cleanup.LOCK_DIR})"
+                )
+            time.sleep(0.5)
 
     def _prepare_root(self) -> None:
         for directory in ("pids", "certs.d", "cni/net.d", "cni/ipam", "kubelet", "runc"):
-            (cleanup.ROOT / directory).mkdir(parents=True, exist_ok=True)
+            (self.slot.root / directory).mkdir(parents=True, exist_ok=True)
         owner = cleanup.process_identity(os.getpid())
         assert owner is not None
-        cleanup.OWNER_FILE.write_text(owner)
+        self.slot.owner_file.write_text(owner)
 
     def _start_reaper(self) -> None:
-        owner = cleanup.OWNER_FILE.read_text()
-        self._reaper = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.harness.nodecleanup",
-                f"--reap-after={os.getpid()}",
-                f"--owner={owner}",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=(self.log_dir / "reaper.log").open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=Path(__file__).resolve().parents[2],
-        )
+        owner = self.slot.owner_file.read_text()
+        argv = [sys.executable, "-m", "tests.harness.nodecleanup", f"--slot={self.slot.index}"]
+        with (self.log_dir / "reaper.log").open("ab") as log:
+            # Not a ManagedProcess: it must outlive its owner (no parent-death signal) to clean up.
+            self._reaper = subprocess.Popen(
+                [*argv, f"--reap-after={os.getpid()}", f"--owner={owner}"],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=Path(__file__).resolve().parents[2],
+            )
 
     def _create_bridge(self) -> None:
-        subnet = cleanup.SUBNET
+        subnet = self.slot.subnet
         nat = ["iptables", "-w", "5", "-t", "nat"]
         commands = [
-            ["ip", "link", "add", cleanup.BRIDGE, "type", "bridge"],
-            ["ip", "addr", "add", f"{HOST_ADDRESS}/{subnet.prefixlen}", "dev", cleanup.BRIDGE],
-            ["ip", "link", "set", cleanup.BRIDGE, "up"],
-            [*nat, "-N", cleanup.NAT_CHAIN],
-            [*nat, "-A", cleanup.NAT_CHAIN, "-d", f"{KUBERNETES_SERVICE_IP}/32", *self._dnat_to_apiserver()],
-            [*nat, "-I", "PREROUTING", "-i", cleanup.BRIDGE, "-j", cleanup.NAT_CHAIN],
+            ["ip", "link", "add", self.slot.bridge, "type", "bridge"],
+            ["ip", "addr", "add", f"{self.slot.host_address}/{subnet.prefixlen}", "dev", self.slot.bridge],
+            ["ip", "link", "set", self.slot.bridge, "up"],
+            [*nat, "-N", self.slot.nat_chain],
+            [
+                *nat,
+                "-A",
+                self.slot.nat_chain,
+                "-d",
+                f"{KUBERNETES_SERVICE_IP}/32",
+                *self._dnat_to_apiserver(),
+            ],
+            [*nat, "-I", "PREROUTING", "-i", self.slot.bridge, "-j", self.slot.nat_chain],
         ]
         for argv in commands:
             result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
             if result.returncode != 0:
                 raise NodeError(f"{' '.join(argv)} failed: {result.stderr.strip()}")
         # A DNAT to 127.0.0.1 is only routed for packets that arrive on an interface allowing it.
-        Path(f"/proc/sys/net/ipv4/conf/{cleanup.BRIDGE}/route_localnet").write_text("1\n")
+        Path(f"/proc/sys/net/ipv4/conf/{self.slot.bridge}/route_localnet").write_text("1\n")
         cni = {
             "cniVersion": "1.0.0",
-            "name": cleanup.CNI_NETWORK,
+            "name": self.slot.cni_network,
             "plugins": [
                 {
                     "type": "bridge",
-                    "bridge": cleanup.BRIDGE,
+                    "bridge": self.slot.bridge,
                     "isGateway": True,
                     "isDefaultGateway": True,
                     "ipMasq": False,
                     "hairpinMode": True,
                     "ipam": {
                         "type": "host-local",
-                        "ranges": [[{"subnet": str(subnet), "gateway": HOST_ADDRESS}]],
-                        "dataDir": str(cleanup.ROOT / "cni" / "ipam"),
+                        "ranges": [[{"subnet": str(subnet), "gateway": self.slot.host_address}]],
+                        "dataDir": str(self.slot.root / "cni" / "ipam"),
                     },
                 }
             ],
         }
-        (cleanup.ROOT / "cni" / "net.d" / "10-kar-node.conflist").write_text(json.dumps(cni, indent=2))
+        (self.slot.root / "cni" / "net.d" / "10-kar-node.conflist").write_text(json.dumps(cni, indent=2))
 
     def _dnat_to_apiserver(self) -> list[str]:
         address = self.cluster.server.removeprefix("https://")
@@ -245,7 +261,7 @@ class LocalNode:
 
     def _start_containerd(self) -> None:
         assert self.registry is not None
-        root = cleanup.ROOT
+        root = self.slot.root
         cri = 'plugins."io.containerd.grpc.v1.cri"'
         config = f"""version = 2
 root = "{root}/containerd"
@@ -254,7 +270,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs",
   "io.containerd.internal.v1.tracing"]
 [grpc]
-  address = "{cleanup.CONTAINERD_SOCKET}"
+  address = "{self.slot.containerd_socket}"
 [plugins."io.containerd.internal.v1.opt"]
   path = "{root}/opt"
 [{cri}]
@@ -270,7 +286,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 [{cri}.containerd.runtimes.runc]
   runtime_type = "io.containerd.runc.v2"
 [{cri}.containerd.runtimes.runc.options]
-  Root = "{cleanup.RUNC_ROOT}"
+  Root = "{self.slot.runc_root}"
   SystemdCgroup = false
 [{cri}.cni]
   bin_dir = "{CNI_BIN_DIR}"
@@ -281,12 +297,12 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         config_path = root / "containerd.toml"
         config_path.write_text(config)
         proc = self._launch("containerd", [CONTAINERD, "--config", str(config_path)])
-        self._wait("containerd socket", cleanup.CONTAINERD_SOCKET.exists, proc)
+        self._wait("containerd socket", self.slot.containerd_socket.exists, proc)
 
     def _start_kubelet(self) -> None:
-        root = cleanup.ROOT
+        root = self.slot.root
         kubeconfig = self.cluster.client_kubeconfig(
-            root / "kubelet.kubeconfig", f"system:node:{NODE_NAME}", ["system:nodes"]
+            root / "kubelet.kubeconfig", f"system:node:{self.name}", ["system:nodes"]
         )
         port, healthz = free_ports(2)
         (root / "resolv.conf").write_text("")
@@ -298,8 +314,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             "cgroupDriver": "cgroupfs",
             "cgroupsPerQOS": False,
             "enforceNodeAllocatable": [],
-            "containerRuntimeEndpoint": f"unix://{cleanup.CONTAINERD_SOCKET}",
-            "address": HOST_ADDRESS,
+            "containerRuntimeEndpoint": f"unix://{self.slot.containerd_socket}",
+            "address": self.slot.host_address,
             "port": port,
             "readOnlyPort": 0,
             "healthzBindAddress": "127.0.0.1",
@@ -313,7 +329,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             "resolvConf": str(root / "resolv.conf"),
             "failSwapOn": False,
             "serializeImagePulls": False,
-            "podCIDR": str(cleanup.SUBNET),
+            "podCIDR": str(self.slot.subnet),
             "maxPods": 30,
             "evictionHard": {"memory.available": "50Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
             "imageGCHighThresholdPercent": 100,
@@ -331,8 +347,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
                 f"--kubeconfig={kubeconfig}",
                 f"--root-dir={root / 'kubelet'}",
                 f"--cert-dir={root / 'kubelet' / 'pki'}",
-                f"--hostname-override={NODE_NAME}",
-                f"--node-ip={HOST_ADDRESS}",
+                f"--hostname-override={self.name}",
+                f"--node-ip={self.slot.host_address}",
                 "--v=1",
             ],
         )
@@ -346,7 +362,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         started = time.monotonic()
         proc = ManagedProcess(name, argv, self.log_dir / f"{name}.log", self.cluster.env)
         self.processes.append(proc)
-        (cleanup.PIDS_DIR / name).write_text(str(proc.pid))
+        (self.slot.pids_dir / name).write_text(str(proc.pid))
         self.timings[f"{name}-launch"] = time.monotonic() - started
         return proc
 
@@ -362,7 +378,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
         def ready() -> bool:
             assert self._http is not None
-            response = self._http.get(f"/api/v1/nodes/{NODE_NAME}")
+            response = self._http.get(f"/api/v1/nodes/{self.name}")
             if response.status_code != 200:
                 return False
             conditions = response.json().get("status", {}).get("conditions", [])
@@ -412,7 +428,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
                 "apiVersion": "v1",
                 "kind": "Binding",
                 "metadata": {"name": meta["name"], "namespace": namespace},
-                "target": {"apiVersion": "v1", "kind": "Node", "name": NODE_NAME},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": self.name},
             }
             result = self._http.post(
                 f"/api/v1/namespaces/{namespace}/pods/{meta['name']}/binding", json=binding
