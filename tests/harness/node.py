@@ -422,7 +422,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             return
         for pod in response.json().get("items", []):
             meta = pod["metadata"]
-            if meta.get("deletionTimestamp"):
+            if meta.get("deletionTimestamp") or not self._may_run(pod):
                 continue
             binding = {
                 "apiVersion": "v1",
@@ -436,9 +436,12 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             if result.status_code not in (201, 409):
                 self.bind_errors.append(f"{namespace}/{meta['name']}: HTTP {result.status_code}")
 
-
-def pod_statuses(cluster: LocalCluster, namespace: str, selector: str) -> list[dict[str, Any]]:
-    """The pods of `namespace` matching label `selector`, as the API server has them now."""
-    out = cluster.kubectl("get", "pods", "-n", namespace, "-l", selector, "-o", "json").stdout
-    items: list[dict[str, Any]] = json.loads(out)["items"]
-    return items
+    def _may_run(self, pod: dict[str, Any]) -> bool:
+        """False for a pod pinned to another node by name (a DaemonSet's pod for another node)."""
+        affinity = pod["spec"].get("affinity", {}).get("nodeAffinity", {})
+        required = affinity.get("requiredDuringSchedulingIgnoredDuringExecution", {})
+        for term in required.get("nodeSelectorTerms", []):
+            for field in term.get("matchFields", []):
+                if field.get("key") == "metadata.name" and field.get("operator") == "In":
+                    return self.name in field.get("values", [])
+        return True

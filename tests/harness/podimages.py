@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tests.harness.oci import OciPusher
+from tests.harness.registry import LocalRegistry
 
 BUSYBOX = Path("/bin/busybox")
 PAUSE_REPOSITORY = "kar/pause"
@@ -106,3 +107,12 @@ def push_shell_index(
 def push_pause_image(pusher: OciPusher) -> str:
     """The pod sandbox image (what registry.k8s.io/pause is elsewhere): a process that sleeps."""
     return push_shell_image(pusher, PAUSE_REPOSITORY, PAUSE_TAG, SERVE_FOREVER, seed=0)
+
+
+def push_runnable(registry: LocalRegistry, repository: str, tag: str, *, seed: int | None = None) -> str:
+    """`registry.push_image` for images a real node runs (`SERVE_FOREVER`); returns the digest."""
+    pusher = registry.pusher()
+    try:
+        return push_shell_image(pusher, repository, tag, seed=seed)
+    finally:
+        pusher.close()
