@@ -8,36 +8,29 @@ from __future__ import annotations
 import contextlib
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.reconciler_helpers import (
-    DIGEST_PREFIX,
-    apply,
-    events,
-    list_items,
-    start_cli,
-    wait_for,
-    workload,
-    write_config,
+from tests.e2e.real_node_helpers import (
+    ROLLOUT_TIMEOUT,
+    SCHEDULE,
+    create_pull_secret,
+    deployment,
+    generation,
+    roll_and_check,
+    running_pods,
 )
-from tests.e2e.webhook_process import WebhookProcess, get, registered, start_webhook
+from tests.e2e.reconciler_helpers import DIGEST_PREFIX, apply, list_items, start_cli, wait_for, write_config
+from tests.e2e.webhook_process import WebhookProcess, registered, start_webhook
 from tests.harness.cluster import LocalCluster
-from tests.harness.kubelet import image_id
 from tests.harness.node import LocalNode
 from tests.harness.podimages import push_shell_image, push_shell_index
 from tests.harness.registry import LocalRegistry
 
 pytestmark = pytest.mark.e2e
-
-PULL_SECRET = "registry-login"
-#: A reconciler cycle every 2 s: a few cycles fit in the time a test waits for "exactly once".
-SCHEDULE = "*/2 * * * * *"
-ROLLOUT_TIMEOUT = 120.0
 
 
 @pytest.fixture
@@ -68,87 +61,10 @@ def reconciler_running(
             process.wait()
 
 
-def create_pull_secret(cluster: LocalCluster, namespace: str, registry: LocalRegistry) -> None:
-    cluster.kubectl(
-        "create", "secret", "docker-registry", PULL_SECRET, "-n", namespace,
-        f"--docker-server={registry.host}", f"--docker-username={registry.username}",
-        f"--docker-password={registry.password}",
-    )  # fmt: skip
-
-
-def deployment(name: str, namespace: str, image: str, *, replicas: int = 2) -> dict[str, Any]:
-    manifest = workload("Deployment", name, namespace, [("app", image)], replicas=replicas)
-    pod_spec = manifest["spec"]["template"]["spec"]
-    pod_spec["imagePullSecrets"] = [{"name": PULL_SECRET}]
-    pod_spec["terminationGracePeriodSeconds"] = 2
-    return manifest
-
-
-def running_pods(cluster: LocalCluster, namespace: str, app: str, replicas: int) -> list[dict[str, Any]]:
-    """The app's pods once exactly `replicas` of them are Running and Ready and none is going away."""
-    pods = list_items(cluster, "pods", namespace, f"app={app}")
-    settled = len(pods) == replicas and all(
-        not p["metadata"].get("deletionTimestamp")
-        and p["status"].get("phase") == "Running"
-        and all(s.get("ready") for s in p["status"].get("containerStatuses") or [{}])
-        for p in pods
-    )
-    return pods if settled else []
-
-
-def image_ids(pods: list[dict[str, Any]]) -> set[str]:
-    return {s["imageID"] for p in pods for s in p["status"]["containerStatuses"]}
-
-
-def generation(cluster: LocalCluster, namespace: str, name: str) -> int:
-    return int(get(cluster, "Deployment", namespace, name)["metadata"]["generation"])
-
-
-def recorded_digest(cluster: LocalCluster, namespace: str, name: str) -> str:
-    annotations = get(cluster, "Deployment", namespace, name)["metadata"]["annotations"]
-    return str(annotations[f"{DIGEST_PREFIX}app"]).rpartition("@")[2]
-
-
 def probe_image(registry: LocalRegistry, unique_repo: str) -> str:
     """An image of an anonymous registry for the webhook's activation probe."""
     registry.push_image(f"{unique_repo}-probe", "latest", seed=1)
     return f"{registry.host}/{unique_repo}-probe:latest"
-
-
-def roll_and_check(
-    cluster: LocalCluster, ns: str, image: str, push_new: Any, first: str, workdir: Path
-) -> tuple[str, float]:
-    """Pods run `first`; push (push_new() -> digest); the reconciler rolls exactly once; the new
-    pods run the new digest as the kubelet reports it, equal to the recorded one. Returns
-    (new digest, seconds from push to new pods running)."""
-    pods = wait_for("2 pods running", lambda: running_pods(cluster, ns, "shop", 2), ROLLOUT_TIMEOUT)
-    assert image_ids(pods) == {image_id(image, first)}
-    assert recorded_digest(cluster, ns, "shop") == first
-    assert generation(cluster, ns, "shop") == 1
-    with reconciler_running(cluster, ns, workdir) as log:
-        time.sleep(5)  # cycles on an unmoved tag: nothing happens
-        assert generation(cluster, ns, "shop") == 1, log.read_text()[-2000:]
-        pushed = time.monotonic()
-        second = push_new()
-        wait_for("rollout", lambda: generation(cluster, ns, "shop") == 2, ROLLOUT_TIMEOUT)
-        pods = wait_for(
-            "new pods running",
-            lambda: (
-                (p := running_pods(cluster, ns, "shop", 2))
-                and image_ids(p) == {image_id(image, second)}
-                and p
-            ),
-            ROLLOUT_TIMEOUT,
-        )
-        took = time.monotonic() - pushed
-        time.sleep(6)  # three more cycles: no second rollout for the same move
-        assert generation(cluster, ns, "shop") == 2, log.read_text()[-2000:]
-    assert recorded_digest(cluster, ns, "shop") == second
-    assert {s["imageID"].rpartition("@")[2] for p in pods for s in p["status"]["containerStatuses"]} == {
-        second
-    }
-    assert len(events(cluster, ns, "RolloutTriggered")) == 1
-    return second, took
 
 
 def test_pull_secret_deployment_rolls_out_once_on_push(
@@ -175,7 +91,7 @@ def test_pull_secret_deployment_rolls_out_once_on_push(
                 image,
                 lambda: push_shell_image(pusher, unique_repo, "latest", seed=12),
                 first,
-                tmp_path,
+                reconciler_running(cluster, ns, tmp_path),
             )
     finally:
         pusher.close()
@@ -207,7 +123,7 @@ def test_image_index_recorded_digest_is_what_the_kubelet_reports(
                 image,
                 lambda: push_shell_index(pusher, unique_repo, "latest", seed=22)[0],
                 first,
-                tmp_path,
+                reconciler_running(cluster, ns, tmp_path),
             )
     finally:
         pusher.close()

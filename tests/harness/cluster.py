@@ -1,8 +1,9 @@
 """A local Kubernetes control plane on loopback: etcd, kube-apiserver and kube-controller-manager.
 
 No scheduler and no kubelet: pods stay Pending, but Deployments get their ReplicaSets, which is what
-rollouts are about; tests/harness/node.py adds a real node that runs them. Every process runs in its own process group, logs to the run directory and is
-stopped by `stop()`, by `atexit`, on SIGTERM/SIGHUP, and (Linux) when the thread that started it dies.
+rollouts are about (tests/harness/node.py adds a real node that runs them). Every process runs in its
+own process group, logs to the run directory and is stopped by `stop()`, by `atexit`, on SIGTERM/SIGHUP,
+and (Linux) when the thread that started it dies.
 """
 
 from __future__ import annotations
