@@ -422,7 +422,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             return
         for pod in response.json().get("items", []):
             meta = pod["metadata"]
-            if meta.get("deletionTimestamp") or not self._may_run(pod):
+            if meta.get("deletionTimestamp") or not may_run_on(pod, self.name):
                 continue
             binding = {
                 "apiVersion": "v1",
@@ -436,12 +436,13 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             if result.status_code not in (201, 409):
                 self.bind_errors.append(f"{namespace}/{meta['name']}: HTTP {result.status_code}")
 
-    def _may_run(self, pod: dict[str, Any]) -> bool:
-        """False for a pod pinned to another node by name (a DaemonSet's pod for another node)."""
-        affinity = pod["spec"].get("affinity", {}).get("nodeAffinity", {})
-        required = affinity.get("requiredDuringSchedulingIgnoredDuringExecution", {})
-        for term in required.get("nodeSelectorTerms", []):
-            for field in term.get("matchFields", []):
-                if field.get("key") == "metadata.name" and field.get("operator") == "In":
-                    return self.name in field.get("values", [])
-        return True
+
+def may_run_on(pod: dict[str, Any], node_name: str) -> bool:
+    """False for a pod pinned to another node by name (a DaemonSet's pod for another node)."""
+    affinity = pod["spec"].get("affinity", {}).get("nodeAffinity", {})
+    required = affinity.get("requiredDuringSchedulingIgnoredDuringExecution", {})
+    for term in required.get("nodeSelectorTerms", []):
+        for field in term.get("matchFields", []):
+            if field.get("key") == "metadata.name" and field.get("operator") == "In":
+                return node_name in field.get("values", [])
+    return True
