@@ -38,12 +38,12 @@ import yaml
 
 from autorollout.kube.connection import load_connection
 from tests.harness import nodecleanup as cleanup
+from tests.harness import nodeconfig
 from tests.harness.cluster import KUBERNETES_SERVICE_IP, LocalCluster, ManagedProcess, free_ports
 from tests.harness.podimages import PAUSE_REPOSITORY, PAUSE_TAG, push_pause_image
 from tests.harness.registry import LocalRegistry, start_registry
 
 CONTAINERD = "/usr/bin/containerd"
-CNI_BIN_DIR = "/usr/lib/cni"
 _BIND_INTERVAL = 0.2
 
 
@@ -234,26 +234,8 @@ class LocalNode:
                 raise NodeError(f"{' '.join(argv)} failed: {result.stderr.strip()}")
         # A DNAT to 127.0.0.1 is only routed for packets that arrive on an interface allowing it.
         Path(f"/proc/sys/net/ipv4/conf/{self.slot.bridge}/route_localnet").write_text("1\n")
-        cni = {
-            "cniVersion": "1.0.0",
-            "name": self.slot.cni_network,
-            "plugins": [
-                {
-                    "type": "bridge",
-                    "bridge": self.slot.bridge,
-                    "isGateway": True,
-                    "isDefaultGateway": True,
-                    "ipMasq": False,
-                    "hairpinMode": True,
-                    "ipam": {
-                        "type": "host-local",
-                        "ranges": [[{"subnet": str(subnet), "gateway": self.slot.host_address}]],
-                        "dataDir": str(self.slot.root / "cni" / "ipam"),
-                    },
-                }
-            ],
-        }
-        (self.slot.root / "cni" / "net.d" / "10-kar-node.conflist").write_text(json.dumps(cni, indent=2))
+        conflist = self.slot.root / "cni" / "net.d" / "10-kar-node.conflist"
+        conflist.write_text(json.dumps(nodeconfig.cni_config(self.slot), indent=2))
 
     def _dnat_to_apiserver(self) -> list[str]:
         address = self.cluster.server.removeprefix("https://")
@@ -262,40 +244,9 @@ class LocalNode:
     def _start_containerd(self) -> None:
         assert self.registry is not None
         root = self.slot.root
-        cri = 'plugins."io.containerd.grpc.v1.cri"'
-        config = f"""version = 2
-root = "{root}/containerd"
-state = "{root}/containerd-state"
-disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.internal.v1.tracing"]
-[grpc]
-  address = "{self.slot.containerd_socket}"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{root}/opt"
-[{cri}]
-  sandbox_image = "{self.registry.host}/{PAUSE_REPOSITORY}:{PAUSE_TAG}"
-  # This VM refuses to lower oom_score_adj; without this runc fails ("can't get final child's PID").
-  restrict_oom_score_adj = true
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-  enable_selinux = false
-[{cri}.containerd]
-  snapshotter = "overlayfs"
-  default_runtime_name = "runc"
-[{cri}.containerd.runtimes.runc]
-  runtime_type = "io.containerd.runc.v2"
-[{cri}.containerd.runtimes.runc.options]
-  Root = "{self.slot.runc_root}"
-  SystemdCgroup = false
-[{cri}.cni]
-  bin_dir = "{CNI_BIN_DIR}"
-  conf_dir = "{root}/cni/net.d"
-[{cri}.registry]
-  config_path = "{root}/certs.d"
-"""
         config_path = root / "containerd.toml"
-        config_path.write_text(config)
+        sandbox_image = f"{self.registry.host}/{PAUSE_REPOSITORY}:{PAUSE_TAG}"
+        config_path.write_text(nodeconfig.containerd_config(self.slot, sandbox_image))
         proc = self._launch("containerd", [CONTAINERD, "--config", str(config_path)])
         self._wait("containerd socket", self.slot.containerd_socket.exists, proc)
 
@@ -306,37 +257,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         )
         port, healthz = free_ports(2)
         (root / "resolv.conf").write_text("")
-        config = {
-            "apiVersion": "kubelet.config.k8s.io/v1beta1",
-            "kind": "KubeletConfiguration",
-            # These machines run cgroup v1, which kubelets since 1.35 refuse unless told otherwise.
-            "failCgroupV1": False,
-            "cgroupDriver": "cgroupfs",
-            "cgroupsPerQOS": False,
-            "enforceNodeAllocatable": [],
-            "containerRuntimeEndpoint": f"unix://{self.slot.containerd_socket}",
-            "address": self.slot.host_address,
-            "port": port,
-            "readOnlyPort": 0,
-            "healthzBindAddress": "127.0.0.1",
-            "healthzPort": healthz,
-            "authentication": {
-                "anonymous": {"enabled": False},
-                "webhook": {"enabled": False},
-                "x509": {"clientCAFile": str(self.cluster.ca_file)},
-            },
-            "authorization": {"mode": "AlwaysAllow"},
-            "resolvConf": str(root / "resolv.conf"),
-            "failSwapOn": False,
-            "serializeImagePulls": False,
-            "podCIDR": str(self.slot.subnet),
-            "maxPods": 30,
-            "evictionHard": {"memory.available": "50Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
-            "imageGCHighThresholdPercent": 100,
-            "nodeStatusUpdateFrequency": "5s",
-            "syncFrequency": "10s",
-        }
         config_path = root / "kubelet.yaml"
+        config = nodeconfig.kubelet_config(self.slot, port, healthz, self.cluster.ca_file)
         config_path.write_text(yaml.safe_dump(config))
         kubelet = self.cluster.binaries.find("kubelet")
         proc = self._launch(

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import io
 import tarfile
+import tomllib
+from pathlib import Path
 
 import pytest
 
 from tests.harness.node import may_run_on
 from tests.harness.nodecleanup import SLOTS, NodeSlot
+from tests.harness.nodeconfig import cni_config, containerd_config, kubelet_config
 from tests.harness.podimages import busybox_layer
 
 pytestmark = pytest.mark.unit
@@ -45,3 +48,27 @@ def test_busybox_layer_holds_the_static_binary_and_its_applet_links() -> None:
     assert members["bin/sh"].issym()
     assert members["bin/sh"].linkname == "busybox"
     assert members["tmp"].mode == 0o1777
+
+
+def test_configs_keep_everything_in_the_slot_and_on_its_addresses() -> None:
+    slot = NodeSlot(3)
+    containerd = tomllib.loads(containerd_config(slot, "10.250.3.1:5000/kar/pause:3.10"))
+    cri = containerd["plugins"]["io.containerd.grpc.v1.cri"]
+    assert cri["restrict_oom_score_adj"] is True
+    assert cri["containerd"]["runtimes"]["runc"]["options"]["Root"] == str(slot.runc_root)
+    assert containerd["grpc"]["address"] == str(slot.containerd_socket)
+    paths = [containerd["root"], containerd["state"], cri["cni"]["conf_dir"], cri["registry"]["config_path"]]
+    assert all(path.startswith(f"{slot.root}/") for path in paths)
+    kubelet = kubelet_config(slot, 10250, 10248, Path("/ca.crt"))
+    assert kubelet["address"] == slot.host_address == "10.250.3.1"
+    assert (kubelet["failCgroupV1"], kubelet["cgroupDriver"], kubelet["cgroupsPerQOS"]) == (
+        False,
+        "cgroupfs",
+        False,
+    )
+    assert kubelet["authentication"]["anonymous"] == {"enabled": False}
+    [bridge] = cni_config(slot)["plugins"]
+    assert (bridge["bridge"], bridge["ipam"]["ranges"]) == (
+        "kar-br3",
+        [[{"subnet": "10.250.3.0/24", "gateway": "10.250.3.1"}]],
+    )
