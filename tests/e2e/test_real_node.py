@@ -5,6 +5,7 @@ reports it, is the pushed digest."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import signal
 import subprocess
@@ -96,6 +97,12 @@ def test_pull_secret_deployment_rolls_out_once_on_push(
     finally:
         pusher.close()
     assert second != first
+    # The password went from the pull secret to the kubelet and to our lookups, and into no log.
+    assert registry.password is not None
+    logs = webhook.log_text() + (tmp_path / "reconcile.log").read_text() + node.log_tail("kubelet", 10**6)
+    auth = base64.b64encode(f"{registry.username}:{registry.password}".encode()).decode()
+    assert registry.password not in logs
+    assert auth not in logs
     print(f"push -> new pods running on the real node: {took:.1f}s")
 
 
