@@ -49,7 +49,7 @@ helm-docs:
 chart-readme:
 	"$$(scripts/install-helm-docs.sh | tail -1)/helm-docs" --chart-search-root charts --log-level warning
 
-## Debian packages the tests and the demo run (docker-registry, htpasswd); nothing when present.
+## Debian packages the tests and the demo run (docker-registry, htpasswd, buildah, mmdebstrap, runc); nothing when present.
 system-deps:
 	scripts/install-system-deps.sh
 

@@ -8,6 +8,7 @@ pytest_plugins = [
     "tests.fixtures.registry",
     "tests.fixtures.cluster",
     "tests.fixtures.kubelet",
+    "tests.fixtures.image",
 ]
 
 _SETS = ("unit", "integration", "e2e")
