@@ -3,7 +3,7 @@
 The base is a Debian bookworm root file system with Debian's python3, made on this machine by
 `mmdebstrap` (Docker Hub is unreachable here) and imported into buildah's storage; the Dockerfile is
 built on it by `buildah bud --isolation chroot` (overlay storage, vfs where the kernel has no
-overlay), passed through its `PYTHON_IMAGE` argument; `run_in_image` runs it with runc. Both are
+overlay), passed through its `PYTHON_IMAGE` argument (tests/harness/runc.py runs it). Both are
 cached under ~/.cache/kube-autorollout/image/ (or `$KAR_CACHE`), keyed by their inputs: the base by
 the mmdebstrap command line, the image by the base and every file the build context lets through. A
 fresh machine builds both unattended (progress on stderr); a rerun with unchanged inputs builds
@@ -24,15 +24,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from tests.harness.buildah import CACHE, ImageBuildError, buildah, buildah_argv, image_exists
 from tests.harness.registry import LocalRegistry
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CACHE = Path(os.environ.get("KAR_CACHE", Path.home() / ".cache" / "kube-autorollout")) / "image"
 IMAGE_NAME = "localhost/kube-autorollout"
 BASE_NAME = "localhost/kube-autorollout-base"
 #: The machine's CA bundle: pip in the builder stage needs it to reach the package index.
@@ -77,10 +76,6 @@ _FORWARDED_PIP_KEYS = (
 )
 
 
-class ImageBuildError(RuntimeError):
-    """A build step failed; the message carries the tail of its output."""
-
-
 @dataclass(frozen=True)
 class BuiltImage:
     """An image in the harness's buildah storage: `name` ("localhost/kube-autorollout:<key>")."""
@@ -92,58 +87,6 @@ class BuiltImage:
 
 def _progress(message: str) -> None:
     print(f"[image] {message}", file=sys.stderr, flush=True)
-
-
-def storage_driver() -> str:
-    """overlay where the kernel has it (a build then stores each layer once: about 0.7 GB); else vfs,
-    which works on any file system but copies the whole root file system at every step (14 GB and
-    several times slower for this Dockerfile). `KAR_STORAGE_DRIVER` overrides."""
-    chosen = os.environ.get("KAR_STORAGE_DRIVER")
-    if chosen:
-        return chosen
-    with contextlib.suppress(OSError):
-        if "\toverlay\n" in Path("/proc/filesystems").read_text():
-            return "overlay"
-    return "vfs"
-
-
-def buildah_argv(*args: str) -> list[str]:
-    """`buildah` on the harness's own storage (as root, no daemon)."""
-    driver = storage_driver()
-    return [
-        "buildah",
-        "--root",
-        str(CACHE / f"storage-{driver}"),
-        "--runroot",
-        str(CACHE / f"run-{driver}"),
-        "--storage-driver",
-        driver,
-        *args,
-    ]
-
-
-def buildah(*args: str, timeout: float = 1800.0) -> str:
-    """Run buildah; its stdout, or ImageBuildError with the output's tail."""
-    result = subprocess.run(
-        buildah_argv(*args),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    if result.returncode != 0:
-        raise ImageBuildError(
-            f"buildah {args[0]} failed ({result.returncode}): {result.stderr.strip()[-2000:]}"
-        )
-    return result.stdout
-
-
-def _exists(name: str) -> bool:
-    result = subprocess.run(
-        buildah_argv("inspect", "--type", "image", name), capture_output=True, timeout=60, check=False
-    )
-    return result.returncode == 0
 
 
 @contextlib.contextmanager
@@ -162,7 +105,7 @@ def base_key() -> str:
 def base_image() -> str:
     """The Debian python3 base in buildah's storage ("localhost/kube-autorollout-base:<key>")."""
     name = f"{BASE_NAME}:{base_key()}"
-    if _exists(name):
+    if image_exists(name):
         return name
     tarball = CACHE / f"base-{base_key()}.tar"
     if not tarball.exists():
@@ -256,7 +199,7 @@ def build_image(root: Path = REPO_ROOT) -> BuiltImage:
         base = base_image()
         key = image_key(base, root)
         name = f"{IMAGE_NAME}:{key}"
-        if _exists(name):
+        if image_exists(name):
             return BuiltImage(name, key, base)
         _progress(
             f"building {name} with buildah (minutes when nothing is cached), log in {CACHE / 'build.log'}"
@@ -307,12 +250,6 @@ def _drop_older_images(keep: str) -> None:
                 subprocess.run(buildah_argv("rmi", tagged), capture_output=True, timeout=120, check=False)
 
 
-def inspect(name: str) -> dict[str, Any]:
-    """`buildah inspect` of an image (its OCI config under ["OCIv1"])."""
-    result: dict[str, Any] = json.loads(buildah("inspect", "--type", "image", name))
-    return result
-
-
 @contextlib.contextmanager
 def registry_auth(registry: LocalRegistry) -> Iterator[list[str]]:
     """buildah's flags to reach `registry`: TLS trust (the test CA) or plain HTTP, credentials in an
@@ -361,82 +298,3 @@ def product_image(
     tag = tag or image.key
     push_image(image, registry, repository, tag)
     return f"{registry.host}/{repository}:{tag}"
-
-
-@contextlib.contextmanager
-def mounted_rootfs(image: str) -> Iterator[Path]:
-    """The image's root file system, mounted from a working container for as long as the block runs."""
-    container = buildah("from", "--pull-never", image).strip()
-    try:
-        yield Path(buildah("mount", container).strip())
-    finally:
-        subprocess.run(buildah_argv("umount", container), capture_output=True, timeout=120, check=False)
-        subprocess.run(buildah_argv("rm", container), capture_output=True, timeout=120, check=False)
-
-
-def runc_config(rootfs: Path, config: dict[str, Any], args: Sequence[str]) -> dict[str, Any]:
-    """A runc bundle config that runs `args` as the image would run: its user, env and working
-    directory, a read-only root, a tmpfs on /tmp, no network, no capabilities."""
-    user, _, group = str(config.get("User") or "0:0").partition(":")
-    return {
-        "ociVersion": "1.0.2",
-        "process": {
-            "terminal": False,
-            "user": {"uid": int(user), "gid": int(group or user)},
-            "args": list(args),
-            "env": list(config.get("Env") or []),
-            "cwd": config.get("WorkingDir") or "/",
-            "capabilities": {"bounding": [], "effective": [], "permitted": [], "ambient": []},
-            "noNewPrivileges": True,
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
-        },
-        "root": {"path": str(rootfs), "readonly": True},
-        "hostname": "kube-autorollout",
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc"},
-            {
-                "destination": "/dev",
-                "type": "tmpfs",
-                "source": "tmpfs",
-                "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
-            },
-            {
-                "destination": "/tmp",
-                "type": "tmpfs",
-                "source": "tmpfs",
-                "options": ["nosuid", "nodev", "mode=1777", "size=65536k"],
-            },
-        ],
-        "linux": {
-            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
-            "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list"],
-            "readonlyPaths": ["/proc/sys", "/proc/sysrq-trigger"],
-        },
-    }
-
-
-def run_in_image(
-    image: str, args: Sequence[str], *, timeout: float = 120.0
-) -> subprocess.CompletedProcess[str]:
-    """Run `args` in a container of `image` with runc, as the image says (user, env, working
-    directory), on a read-only root. Returns the finished process (not checked)."""
-    config = inspect(image)["OCIv1"]["config"]
-    with mounted_rootfs(image) as rootfs, tempfile.TemporaryDirectory(prefix="kar-runc-") as bundle:
-        (Path(bundle) / "config.json").write_text(json.dumps(runc_config(rootfs, config, args)))
-        name = f"kar-image-{os.getpid()}-{time.monotonic_ns()}"
-        try:
-            return subprocess.run(
-                ["runc", "--root", str(Path(bundle) / "state"), "run", "--bundle", bundle, name],
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-                stdin=subprocess.DEVNULL,
-            )
-        finally:
-            subprocess.run(
-                ["runc", "--root", str(Path(bundle) / "state"), "delete", "--force", name],
-                capture_output=True,
-                timeout=30,
-                check=False,
-            )

@@ -19,17 +19,12 @@ import pytest
 import yaml
 
 from autorollout import __version__
+from tests.harness.buildah import inspect, mounted_rootfs
 from tests.harness.chart_oci import push_chart
 from tests.harness.helm import CHART_DIR
-from tests.harness.image import (
-    SYSTEM_CA_BUNDLE,
-    BuiltImage,
-    inspect,
-    mounted_rootfs,
-    push_image,
-    run_in_image,
-)
+from tests.harness.image import SYSTEM_CA_BUNDLE, BuiltImage, push_image
 from tests.harness.registry import LocalRegistry
+from tests.harness.runc import run_in_image
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600)]
 
