@@ -49,8 +49,8 @@ helm-docs:
 chart-readme:
 	"$$(scripts/install-helm-docs.sh | tail -1)/helm-docs" --chart-search-root charts --log-level warning
 
-## Debian packages the tests and the demo run (docker-registry, htpasswd; containerd, runc, CNI plugins,
-## iptables, busybox-static for the real node); nothing when present.
+## Debian packages the tests and the demo run (docker-registry, htpasswd; buildah, mmdebstrap, runc for
+## the image; containerd, CNI plugins, iptables, busybox-static for the real node); nothing when present.
 system-deps:
 	scripts/install-system-deps.sh
 

@@ -9,6 +9,7 @@ pytest_plugins = [
     "tests.fixtures.cluster",
     "tests.fixtures.kubelet",
     "tests.fixtures.node",
+    "tests.fixtures.image",
 ]
 
 _SETS = ("unit", "integration", "e2e")

@@ -1,7 +1,8 @@
 """Run Debian's `docker-registry` (CNCF distribution 2.8) on a free 127.0.0.1 port for tests.
 
 Modes: "plain" (HTTP), "tls" (a CA minted by certs/mint.py, certificate for 127.0.0.1/localhost),
-"basic" (htpasswd), "token" (bearer tokens from tests/harness/tokenserver.py). The registry's access
+"basic" (htpasswd), "token" (bearer tokens from tests/harness/tokenserver.py), "tls-basic" (htpasswd
+over TLS, as helm needs for an authenticated OCI chart repository). The registry's access
 log (stdout) goes to a file, so tests count the requests it served. Every started registry is stopped
 at exit even if a test run is interrupted (process group killed).
 """
@@ -33,7 +34,8 @@ from tests.harness.oci import DEFAULT_PLATFORMS, OciPusher
 from tests.harness.tokenserver import ISSUER, SERVICE, TokenServer
 
 REGISTRY_BINARY = "/usr/bin/docker-registry"
-Mode = Literal["plain", "tls", "basic", "token"]
+Mode = Literal["plain", "tls", "basic", "token", "tls-basic"]
+#: The modes every registry-facing test runs on (`any_registry`); "tls-basic" is started on demand.
 MODES: tuple[Mode, ...] = ("plain", "tls", "basic", "token")
 TEST_USER = "tester"
 #: User-Agent of the harness's own requests (pushes, readiness probes); not counted by default.
@@ -88,7 +90,7 @@ class LocalRegistry:
 
     @property
     def url(self) -> str:
-        scheme = "https" if self.mode == "tls" else "http"
+        scheme = "https" if self.mode in ("tls", "tls-basic") else "http"
         return f"{scheme}://{self.host}"
 
     @property
@@ -219,7 +221,7 @@ def _registry_config(registry: LocalRegistry) -> dict[str, object]:
         "http": http,
         "health": {"storagedriver": {"enabled": False}},
     }
-    if registry.mode == "tls":
+    if registry.mode in ("tls", "tls-basic"):
         ca_pem, ca_key = mint_ca("test registry CA")
         cert_pem, key_pem = mint_serving_cert(
             ca_pem, ca_key, ["localhost"], sorted({"127.0.0.1", "::1", registry.address})
@@ -232,7 +234,7 @@ def _registry_config(registry: LocalRegistry) -> dict[str, object]:
             "certificate": str(registry.workdir / "tls.crt"),
             "key": str(registry.workdir / "tls.key"),
         }
-    elif registry.mode == "basic":
+    if registry.mode in ("basic", "tls-basic"):
         htpasswd = registry.workdir / "htpasswd"
         line = subprocess.run(
             ["htpasswd", "-Bbn", registry.username or "", registry.password or ""],
@@ -265,11 +267,11 @@ def start_registry(
 ) -> LocalRegistry:
     """Start a registry in `mode` with its files under `workdir` on `address` (loopback or the real
     node's bridge address); returns once /v2/ answers."""
-    if mode not in MODES:
+    if mode not in (*MODES, "tls-basic"):
         raise ValueError(f"unknown registry mode {mode!r}")
     workdir.mkdir(parents=True, exist_ok=True)
     registry = LocalRegistry(mode=mode, workdir=workdir, port=free_port(), address=address)
-    if mode in ("basic", "token"):
+    if mode in ("basic", "token", "tls-basic"):
         registry.username, registry.password = TEST_USER, secrets.token_urlsafe(12)
     if mode == "token":
         registry.token_server = TokenServer(
