@@ -3,7 +3,8 @@
 A node is stopped by its owner; if the owner is SIGKILLed, by the reaper process it started (which
 watches the owner's pid); and in any case the next node start cleans up first. One function does it
 for all three: processes (kubelet, containerd, its shims, the containers), mounts under the node's
-root, pod network namespaces, the CNI state, the bridge, the iptables chain, the root itself.
+root, pod network namespaces, the CNI state, the bridge, the iptables chain, the root itself, and
+the kubelet's own iptables chains once no other node runs.
 
 `python -m tests.harness.nodecleanup --slot N --reap-after PID --owner ID` is the reaper.
 """
@@ -181,6 +182,33 @@ def _remove_network(slot: NodeSlot) -> None:
     _run("ip", "link", "delete", slot.bridge)
 
 
+#: Chains every kubelet creates on the host (tables they live in); shared by all nodes of the machine.
+_KUBELET_CHAINS = {
+    "KUBE-FIREWALL": ("filter",),
+    "KUBE-KUBELET-CANARY": ("filter", "mangle", "nat"),
+    "KUBE-IPTABLES-HINT": ("mangle",),
+}
+
+
+def _remove_kubelet_chains(slot: NodeSlot) -> None:
+    """The kubelet's own chains, once no other node runs (a running kubelet would recreate them)."""
+    for index in range(SLOTS):
+        if index == slot.index:
+            continue
+        other = try_lock(NodeSlot(index))
+        if other is None:
+            return
+        other.close()
+    for tool in ("iptables", "ip6tables"):
+        for table in ("filter", "mangle", "nat"):
+            for hook in ("INPUT", "OUTPUT"):
+                _run(tool, "-w", "5", "-t", table, "-D", hook, "-j", "KUBE-FIREWALL")
+        for chain, tables in _KUBELET_CHAINS.items():
+            for table in tables:
+                _run(tool, "-w", "5", "-t", table, "-F", chain)
+                _run(tool, "-w", "5", "-t", table, "-X", chain)
+
+
 def clean_node(slot: NodeSlot) -> None:
     """Remove everything the node of `slot` may have left; safe to call when nothing is there. The
     caller holds the slot's lock."""
@@ -189,6 +217,7 @@ def clean_node(slot: NodeSlot) -> None:
     _kill_containers(slot)
     _unmount_under(slot.root)
     _remove_network(slot)
+    _remove_kubelet_chains(slot)
     shutil.rmtree(slot.root, ignore_errors=True)
 
 
