@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -32,7 +31,7 @@ from tests.harness.helm import run_helm
 from tests.harness.image import product_image
 from tests.harness.node import LocalNode
 from tests.harness.podimages import push_shell_image
-from tests.harness.registry import LocalRegistry, start_registry
+from tests.harness.registry import LocalRegistry
 
 pytestmark = pytest.mark.e2e
 
@@ -40,20 +39,6 @@ RELEASE = "kar"
 CA_SECRET = "workload-registry-ca"
 CA_MOUNT = "/etc/kube-autorollout/ca/workload-registry.crt"
 INSTALL_TIMEOUT = "4m"
-
-
-@pytest.fixture(scope="module")
-def workload_registry(node: LocalNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
-    """htpasswd over TLS on the bridge's host address: the kubelet pulls from it, and so does the
-    product's pod look it up (a pod cannot reach the host's loopback)."""
-    registry = start_registry(
-        "tls-basic", tmp_path_factory.mktemp("workload-registry"), address=node.host_address
-    )
-    node.trust_registry(registry)
-    try:
-        yield registry
-    finally:
-        registry.stop()
 
 
 @pytest.fixture(scope="module")
@@ -117,12 +102,12 @@ def test_upstream_e2e_with_the_real_image_and_chart(
     cluster: LocalCluster,
     node: LocalNode,
     node_namespace: str,
-    workload_registry: LocalRegistry,
+    bridge_registry_tls_basic: LocalRegistry,
     chart: ChartArtifact,
     image: str,
     unique_repo: str,
 ) -> None:
-    ns = node_namespace
+    ns, workload_registry = node_namespace, bridge_registry_tls_basic
     assert workload_registry.ca_file is not None
     cluster.kubectl(
         "create", "secret", "generic", CA_SECRET, "-n", ns, f"--from-file=ca.crt={workload_registry.ca_file}"
@@ -188,6 +173,13 @@ def test_upstream_e2e_with_the_real_image_and_chart(
     )  # fmt: skip
     chart.transcript.extend([uninstalled.stdout, uninstalled.stderr])
     assert webhook_configurations(cluster) == []
+    selector = f"app.kubernetes.io/instance={RELEASE}"
+    kinds = "deployments,services,configmaps,secrets,serviceaccounts,roles,rolebindings,leases"
+    left = cluster.kubectl("get", kinds, "-n", ns, "-l", selector, "-o", "name").stdout.split()
+    left += cluster.kubectl(
+        "get", "clusterroles,clusterrolebindings", "-l", selector, "-o", "name"
+    ).stdout.split()
+    assert left == []
     wait_for("the product pod gone", lambda: not product_pods(cluster, ns), 60)
     apply(cluster, workload("Deployment", "after", ns, [("app", image_ref)]))
     assert f"{DIGEST_PREFIX}app" not in (
