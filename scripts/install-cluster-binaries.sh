@@ -157,7 +157,7 @@ for r in json.load(sys.stdin).get("Replace") or []:
       -o "$work/out/$cmd" "k8s.io/kubernetes/cmd/$cmd"
   done
   mkdir -p "$out" && mv "$work/out/"* "$out/"
-  log "kubernetes $KUBE_VERSION: $(echo $missing) built in $((SECONDS - started))s"
+  log "kubernetes $KUBE_VERSION: ${missing//$'\n'/ } built in $((SECONDS - started))s"
   unlock
 }
 
