@@ -15,6 +15,7 @@ from reconciler.act import Result
 from reconciler.plan import Adoption, ContainerState, Rollout
 from reconciler.reconciler import Reconciler
 from reconciler.report import CycleReport
+from tests.e2e.real_node_helpers import ROLLOUT_TIMEOUT
 from tests.e2e.reconciler_helpers import (
     DIGEST_PREFIX,
     apply,
@@ -83,14 +84,16 @@ def test_a_strangers_newer_pod_under_an_overlapping_selector_is_never_adopted_fr
     v1 = push_runnable(registry, unique_repo, "latest", seed=101)
     v2 = push_runnable(registry, unique_repo, "latest", seed=102)
     apply(cluster, _shared_selector(workload("Deployment", "mine", ns, [("app", image)]), "mine"))
-    [mine] = wait_for("my pod running", lambda: _running_pods(cluster, ns, "mine"))
+    [mine] = wait_for("my pod running", lambda: _running_pods(cluster, ns, "mine"), ROLLOUT_TIMEOUT)
     assert mine["status"]["containerStatuses"][0]["imageID"] == image_id(image, v2)
     time.sleep(1.1)  # creationTimestamp has one-second resolution: the stranger's pod is strictly newer
     # Not ours (no opt-in label), its pods match our selector, run the same container name on v1.
     pinned = f"{registry.host}/{unique_repo}@{v1}"
     stranger = workload("Deployment", "stranger", ns, [("app", pinned)], labeled=False)
     apply(cluster, _shared_selector(stranger, "stranger"))
-    [theirs] = wait_for("the stranger's pod running", lambda: _running_pods(cluster, ns, "stranger"))
+    [theirs] = wait_for(
+        "the stranger's pod running", lambda: _running_pods(cluster, ns, "stranger"), ROLLOUT_TIMEOUT
+    )
     assert theirs["metadata"]["creationTimestamp"] > mine["metadata"]["creationTimestamp"]
     assert theirs["status"]["containerStatuses"][0]["imageID"] == image_id(pinned, v1)
 
@@ -121,7 +124,11 @@ def test_statefulset_and_daemonset_are_read_from_their_own_pods(
         apply(cluster, workload(kind, name, ns, [("app", image)]))  # nothing recorded
     expected = {image_id(image, v1)}
     for name in ("db", "agent"):
-        wait_for(f"{name} running v1", lambda n=name: running_image_ids(cluster, ns, n) == expected)
+        wait_for(
+            f"{name} running v1",
+            lambda n=name: running_image_ids(cluster, ns, n) == expected,
+            ROLLOUT_TIMEOUT,
+        )
     v2 = push_runnable(registry, unique_repo, "latest", seed=104)
 
     report = _cycle(cluster, ns)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.real_node_helpers import ROLLOUT_TIMEOUT
 from tests.e2e.reconciler_helpers import (
     DIGEST_PREFIX,
     KUBECTL_RESTARTED_AT,
@@ -183,7 +184,9 @@ def test_adoption_records_without_rolling_out(
     apply(cluster, workload("Deployment", "legacy", namespace, [("app", image)]))
     wait_replicasets(cluster, namespace, "legacy", 1)
     running = {image_id(image, digest)}
-    wait_for("a Running pod", lambda: running_image_ids(cluster, namespace, "legacy") == running)
+    wait_for(
+        "a Running pod", lambda: running_image_ids(cluster, namespace, "legacy") == running, ROLLOUT_TIMEOUT
+    )
     template = get(cluster, "Deployment", namespace, "legacy")["spec"]["template"]
     config = write_config(tmp_path / "config.yaml", [namespace])
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.real_node_helpers import ROLLOUT_TIMEOUT
 from tests.e2e.reconciler_helpers import (
     DIGEST_PREFIX,
     apply,
@@ -59,7 +60,11 @@ def test_webhook_records_node_runs_reconciler_rolls_out(
         apply(cluster, workload("Deployment", "shop", ns, [("web", image)]))  # nothing recorded by hand
         recorded = get(cluster, "Deployment", ns, "shop")["metadata"]["annotations"][f"{DIGEST_PREFIX}web"]
         assert recorded == f"{image}@{v1}"  # the webhook's baseline
-        wait_for("pods running v1", lambda: running_image_ids(cluster, ns, "shop") == {image_id(image, v1)})
+        wait_for(
+            "pods running v1",
+            lambda: running_image_ids(cluster, ns, "shop") == {image_id(image, v1)},
+            ROLLOUT_TIMEOUT,
+        )
 
         v2 = push_runnable(registry, unique_repo, "latest", seed=92)
         result = run_cli(cluster, config, "reconcile", "--once")
@@ -72,7 +77,9 @@ def test_webhook_records_node_runs_reconciler_rolls_out(
             == f"{image}@{v2}"
         )
         wait_for(
-            "pods running v2", lambda: running_image_ids(cluster, ns, "shop") == {image_id(image, v2)}, 60
+            "pods running v2",
+            lambda: running_image_ids(cluster, ns, "shop") == {image_id(image, v2)},
+            ROLLOUT_TIMEOUT,
         )
         assert replicaset_count(cluster, ns, "shop") == 2
         assert len(events(cluster, ns, "RolloutTriggered")) == 1

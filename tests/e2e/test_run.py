@@ -76,7 +76,7 @@ def test_run_records_rolls_out_and_reports_metrics(
                 "the rollout",
                 lambda: digests_of(get(cluster, "Deployment", ns, "app"))["app"].endswith(second),
             )
-            cluster.kubectl("rollout", "status", "-n", ns, "deployment/app", "--timeout=60s")
+            cluster.kubectl("rollout", "status", "-n", ns, "deployment/app", "--timeout=120s", timeout=150)
             template = get(cluster, "Deployment", ns, "app")["spec"]["template"]
             assert "kube-autorollout/restartedAt" in template["metadata"]["annotations"]
 
