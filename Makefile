@@ -49,11 +49,12 @@ helm-docs:
 chart-readme:
 	"$$(scripts/install-helm-docs.sh | tail -1)/helm-docs" --chart-search-root charts --log-level warning
 
-## Debian packages the tests and the demo run (docker-registry, htpasswd); nothing when present.
+## Debian packages the tests and the demo run (docker-registry, htpasswd; buildah, mmdebstrap, runc for
+## the image; containerd, CNI plugins, iptables, busybox-static for the real node); nothing when present.
 system-deps:
 	scripts/install-system-deps.sh
 
-## Builds (or finds in ~/.cache/kube-autorollout) etcd, kube-apiserver, kube-controller-manager, kubectl, helm.
+## Builds (or finds in ~/.cache/kube-autorollout) etcd, kube-apiserver, kube-controller-manager, kubelet, kubectl, helm.
 cluster-binaries:
 	scripts/install-cluster-binaries.sh
 

@@ -1,9 +1,10 @@
 """The README's demo, narrated like a terminal session: `make demo`.
 
-A local control plane and a local registry, an image pushed under a mutable tag, a labeled Deployment
-that uses it, then kube-autorollout's part: the digest the webhook records at apply time and the
-rollout the reconciler triggers when the tag moves. Everything it starts is stopped at the end (also on
-Ctrl-C), so it can run twice in a row. `--hold` keeps the cluster up until Enter, to look around.
+A local control plane with a real node (kubelet + containerd), a local registry, an image pushed under
+a mutable tag, a labeled Deployment whose pods the node pulls and runs, then kube-autorollout's part:
+the digest the webhook records at apply time and the rollout the reconciler triggers when the tag
+moves. Everything it starts is stopped at the end (also on Ctrl-C), so it can run twice in a row.
+`--hold` keeps the cluster up until Enter, to look around.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ sys.path.insert(0, str(REPO_ROOT))  # run as `python scripts/demo.py` from anywh
 import httpx  # noqa: E402
 
 from tests.harness.cluster import ClusterBinaries, LocalCluster, free_ports, install_binaries  # noqa: E402
-from tests.harness.kubelet import SimulatedKubelet  # noqa: E402
+from tests.harness.node import LocalNode  # noqa: E402
+from tests.harness.oci import OciPusher  # noqa: E402
+from tests.harness.podimages import push_shell_image  # noqa: E402
 from tests.harness.registry import LocalRegistry, start_registry  # noqa: E402
 
 NAMESPACE = "demo"
@@ -111,7 +114,6 @@ def stage_control_plane(
         f"Kubernetes {major}.{minor}; kubectl: {cluster.kubectl_path.readlink()} (within one minor of it)"
     )
     narrator.say(f"export KUBECONFIG={cluster.kubeconfig}   # to follow along in another terminal")
-    narrator.say("No scheduler and no kubelet: a simulated node (below) stands in for them.")
     return cluster
 
 
@@ -125,18 +127,34 @@ def stage_registry(narrator: Narrator, workdir: Path, stack: contextlib.ExitStac
 
 def stage_push_image(demo: Demo, *, seed: int) -> str:
     demo.narrator.step(f"Push an image under the mutable tag {TAG!r}")
-    digest = demo.registry.push_image(REPOSITORY, TAG, seed=seed)
+    digest = push_demo_image(demo, seed)
     demo.narrator.say(f"{demo.image} -> {digest}")
+    demo.narrator.say(
+        "(Debian's static busybox in one layer plus a layer of its own: built here, no Docker Hub)"
+    )
     return digest
 
 
-def stage_simulated_node(demo: Demo, stack: contextlib.ExitStack) -> None:
-    demo.narrator.step("A simulated node, so that pods run (this cluster has no kubelet)")
-    node = SimulatedKubelet(demo.cluster.kubeconfig, [NAMESPACE])
+def push_demo_image(demo: Demo, seed: int) -> str:
+    pusher = OciPusher(demo.registry.url)
+    try:
+        return push_shell_image(pusher, REPOSITORY, TAG, seed=seed)
+    finally:
+        pusher.close()
+
+
+def stage_real_node(demo: Demo, stack: contextlib.ExitStack) -> None:
+    demo.narrator.step("A real node: kubelet + containerd + runc, pods on the bridge kar-br0 (as root)")
+    node = LocalNode(demo.cluster)
     stack.enter_context(node)
-    demo.narrator.say("pods get bound and reported Running, each container's imageID being the digest")
-    demo.narrator.say("its tag had at the registry when the pod started, as a kubelet pulling with")
-    demo.narrator.say("imagePullPolicy: Always would report it (tests/harness/kubelet.py)")
+    stack.callback(
+        demo.narrator.say, "real node stopped: processes, mounts, netns, bridge and iptables chain removed"
+    )
+    node.trust_registry(demo.registry)
+    node.watch_namespace(NAMESPACE)
+    timings = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in node.timings.items())
+    demo.narrator.say(f"node kar-node Ready ({timings}); containerd pulls from {demo.registry.host}")
+    demo.kubectl("get", "nodes", "-o", "wide")
 
 
 def stage_kube_autorollout(demo: Demo, workdir: Path, stack: contextlib.ExitStack) -> None:
@@ -200,7 +218,7 @@ def stage_apply_deployment(demo: Demo) -> None:
 def stage_tag_moves(demo: Demo, *, seed: int) -> str:
     narrator = demo.narrator
     narrator.step(f"CI pushes a new image under the same tag {TAG!r}")
-    digest = demo.registry.push_image(REPOSITORY, TAG, seed=seed)
+    digest = push_demo_image(demo, seed)
     narrator.say(f"{demo.image} -> {digest}")
     narrator.say("the reconciler's next cycle (every 2 s here) finds the tag moved and rolls the Deployment")
     _wait_for_replicasets(demo, 2)
@@ -212,7 +230,13 @@ def stage_tag_moves(demo: Demo, *, seed: int) -> str:
         "-o", "custom-columns=LAST SEEN:.lastTimestamp,REASON:.reason,OBJECT:.involvedObject.name,"
         "MESSAGE:.message",
     )  # fmt: skip
+    _wait_until("the old pod gone", lambda: _pod_count(demo) == 1)
     show_running_digests(demo)
+    demo.narrator.say("the kubelet pulled the tag again for the new pod (imagePullPolicy: Always):")
+    demo.kubectl(
+        "get", "events", "-n", NAMESPACE, "--field-selector", "reason=Pulled",
+        "-o", "custom-columns=OBJECT:.involvedObject.name,MESSAGE:.message",
+    )  # fmt: skip
     return digest
 
 
@@ -241,7 +265,7 @@ def show_recorded_digest(demo: Demo) -> None:
 
 
 def show_running_digests(demo: Demo) -> None:
-    """What the pods run: the imageID the (simulated) kubelet reported."""
+    """What the pods run: the imageID the kubelet reported after pulling."""
     columns = ["POD:.metadata.name", "PHASE:.status.phase", "IMAGE-ID:.status.containerStatuses[0].imageID"]
     demo.kubectl("get", "pods", "-n", NAMESPACE, "-o", "custom-columns=" + ",".join(columns))
 
@@ -260,6 +284,7 @@ spec:
   template:
     metadata: {{labels: {{app: web}}}}
     spec:
+      terminationGracePeriodSeconds: 2
       containers:
         - name: web
           image: {image}
@@ -277,6 +302,10 @@ def _wait_for_replicasets(demo: Demo, count: int, timeout: float = 30.0) -> None
         if time.monotonic() > deadline:
             raise TimeoutError(f"kube-controller-manager made {len(names)} ReplicaSet(s), expected {count}")
         time.sleep(0.2)
+
+
+def _pod_count(demo: Demo) -> int:
+    return len(demo.cluster.kubectl("get", "pods", "-n", NAMESPACE, "-o", "name").stdout.split())
 
 
 def _wait_until(what: str, check: Callable[[], bool], timeout: float = 60.0) -> None:
@@ -333,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         registry = stage_registry(narrator, workdir, stack)
         demo = Demo(narrator, cluster, registry, config=workdir / "config.yaml")
         first = stage_push_image(demo, seed=1)
-        stage_simulated_node(demo, stack)
+        stage_real_node(demo, stack)
         stage_kube_autorollout(demo, workdir, stack)
         stage_apply_deployment(demo)
         second = stage_tag_moves(demo, seed=2)

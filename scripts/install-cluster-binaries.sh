@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Build etcd, kube-apiserver, kube-controller-manager, kubectl and helm from their Go modules
+# Build etcd, kube-apiserver, kube-controller-manager, kubelet, kubectl and helm from their Go modules
 # (through the Go module proxy) and cache them under ~/.cache/kube-autorollout/bin/: etcd-<version>/,
-# kubernetes-<version>/ (kube-apiserver, kube-controller-manager and kubectl together) and helm-<version>/.
+# kubernetes-<version>/ (the Kubernetes commands together) and helm-<version>/.
+# A cache from before the kubelet (the real node, tests/harness/node.py) was added gets just that one.
 # A second run with the same versions builds nothing. Prints the bin directories on its last line.
 #
 #   --newest-minors N  build nothing; print the newest patch release of each of the N newest stable
@@ -107,15 +108,21 @@ PY
   )
 }
 
+# The kubelet runs the real node (tests/harness/node.py); the others are the control plane and its client.
+KUBERNETES_COMMANDS="kube-apiserver kube-controller-manager kubectl kubelet"
+
+missing_kubernetes_commands() {
+  local cmd
+  for cmd in $KUBERNETES_COMMANDS; do [[ -x "$1/$cmd" ]] || echo "$cmd"; done
+}
+
 build_kubernetes() {
-  local out="$CACHE/bin/kubernetes-$KUBE_VERSION"
-  if [[ -x "$out/kube-apiserver" && -x "$out/kube-controller-manager" && -x "$out/kubectl" ]]; then
-    log "kubernetes $KUBE_VERSION: cached in $out"; return
-  fi
+  local out="$CACHE/bin/kubernetes-$KUBE_VERSION" missing
+  missing="$(missing_kubernetes_commands "$out")"
+  if [[ -z "$missing" ]]; then log "kubernetes $KUBE_VERSION: cached in $out"; return; fi
   lock "kubernetes-$KUBE_VERSION"
-  if [[ -x "$out/kube-apiserver" && -x "$out/kube-controller-manager" && -x "$out/kubectl" ]]; then
-    log "kubernetes $KUBE_VERSION: cached in $out"; unlock; return
-  fi
+  missing="$(missing_kubernetes_commands "$out")"
+  if [[ -z "$missing" ]]; then log "kubernetes $KUBE_VERSION: cached in $out"; unlock; return; fi
   local work="$CACHE/build/kubernetes-$KUBE_VERSION" sv
   sv="$(staging_version "$KUBE_VERSION")"
   mkdir -p "$work" && cd "$work"
@@ -140,7 +147,7 @@ for r in json.load(sys.stdin).get("Replace") or []:
     echo ")"
   } > go.mod
   local started=$SECONDS
-  for cmd in kube-apiserver kube-controller-manager kubectl; do
+  for cmd in $missing; do
     log "kubernetes $KUBE_VERSION: building $cmd (first build takes several minutes)"
     GOFLAGS="$GOFLAGS -mod=mod" build_with_heartbeat "$cmd $KUBE_VERSION" go build -ldflags "-s -w \
       -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION \
@@ -150,7 +157,7 @@ for r in json.load(sys.stdin).get("Replace") or []:
       -o "$work/out/$cmd" "k8s.io/kubernetes/cmd/$cmd"
   done
   mkdir -p "$out" && mv "$work/out/"* "$out/"
-  log "kubernetes $KUBE_VERSION: all built in $((SECONDS - started))s"
+  log "kubernetes $KUBE_VERSION: ${missing//$'\n'/ } built in $((SECONDS - started))s"
   unlock
 }
 

@@ -8,6 +8,8 @@ pytest_plugins = [
     "tests.fixtures.registry",
     "tests.fixtures.cluster",
     "tests.fixtures.kubelet",
+    "tests.fixtures.node",
+    "tests.fixtures.image",
 ]
 
 _SETS = ("unit", "integration", "e2e")

@@ -1,8 +1,9 @@
 """`helm install` of the chart into the local control plane, RBAC checked with `kubectl auth can-i`.
 
-There is no kubelet, so the pods stay Pending: what is checked is that the real API server accepts
-every object (also under strict field validation) and that the ServiceAccount may do exactly what the
-program needs.
+No node runs these namespaces' pods, so they stay Pending: what is checked is that the real API server
+accepts every object (also under strict field validation) and that the ServiceAccount may do exactly
+what the program needs. The chart running the real image on the real node is
+tests/e2e/test_real_node_chart.py.
 """
 
 from __future__ import annotations

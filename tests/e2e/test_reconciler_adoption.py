@@ -15,6 +15,7 @@ from reconciler.act import Result
 from reconciler.plan import Adoption, ContainerState, Rollout
 from reconciler.reconciler import Reconciler
 from reconciler.report import CycleReport
+from tests.e2e.real_node_helpers import ROLLOUT_TIMEOUT
 from tests.e2e.reconciler_helpers import (
     DIGEST_PREFIX,
     apply,
@@ -33,6 +34,8 @@ from tests.e2e.reconciler_helpers import (
 from tests.e2e.webhook_process import get
 from tests.harness.cluster import LocalCluster
 from tests.harness.kubelet import image_id
+from tests.harness.node import LocalNode
+from tests.harness.podimages import push_runnable
 from tests.harness.registry import LocalRegistry
 
 pytestmark = pytest.mark.e2e
@@ -73,21 +76,24 @@ def _cycle(cluster: LocalCluster, namespace: str) -> CycleReport:
 
 
 def test_a_strangers_newer_pod_under_an_overlapping_selector_is_never_adopted_from(
-    cluster: LocalCluster, registry: LocalRegistry, running_namespace: str, unique_repo: str
+    cluster: LocalCluster, registry: LocalRegistry, node_namespace: str, node: LocalNode, unique_repo: str
 ) -> None:
-    ns = running_namespace
+    ns = node_namespace
+    node.trust_registry(registry)
     image = f"{registry.host}/{unique_repo}:latest"
-    v1 = registry.push_image(unique_repo, "latest", seed=101)
-    v2 = registry.push_image(unique_repo, "latest", seed=102)
+    v1 = push_runnable(registry, unique_repo, "latest", seed=101)
+    v2 = push_runnable(registry, unique_repo, "latest", seed=102)
     apply(cluster, _shared_selector(workload("Deployment", "mine", ns, [("app", image)]), "mine"))
-    [mine] = wait_for("my pod running", lambda: _running_pods(cluster, ns, "mine"))
+    [mine] = wait_for("my pod running", lambda: _running_pods(cluster, ns, "mine"), ROLLOUT_TIMEOUT)
     assert mine["status"]["containerStatuses"][0]["imageID"] == image_id(image, v2)
     time.sleep(1.1)  # creationTimestamp has one-second resolution: the stranger's pod is strictly newer
     # Not ours (no opt-in label), its pods match our selector, run the same container name on v1.
     pinned = f"{registry.host}/{unique_repo}@{v1}"
     stranger = workload("Deployment", "stranger", ns, [("app", pinned)], labeled=False)
     apply(cluster, _shared_selector(stranger, "stranger"))
-    [theirs] = wait_for("the stranger's pod running", lambda: _running_pods(cluster, ns, "stranger"))
+    [theirs] = wait_for(
+        "the stranger's pod running", lambda: _running_pods(cluster, ns, "stranger"), ROLLOUT_TIMEOUT
+    )
     assert theirs["metadata"]["creationTimestamp"] > mine["metadata"]["creationTimestamp"]
     assert theirs["status"]["containerStatuses"][0]["imageID"] == image_id(pinned, v1)
 
@@ -108,17 +114,22 @@ def test_a_strangers_newer_pod_under_an_overlapping_selector_is_never_adopted_fr
 
 
 def test_statefulset_and_daemonset_are_read_from_their_own_pods(
-    cluster: LocalCluster, registry: LocalRegistry, running_namespace: str, unique_repo: str
+    cluster: LocalCluster, registry: LocalRegistry, node_namespace: str, node: LocalNode, unique_repo: str
 ) -> None:
-    ns = running_namespace
+    ns = node_namespace
+    node.trust_registry(registry)
     image = f"{registry.host}/{unique_repo}:latest"
-    v1 = registry.push_image(unique_repo, "latest", seed=103)
+    v1 = push_runnable(registry, unique_repo, "latest", seed=103)
     for kind, name in (("StatefulSet", "db"), ("DaemonSet", "agent")):
         apply(cluster, workload(kind, name, ns, [("app", image)]))  # nothing recorded
     expected = {image_id(image, v1)}
     for name in ("db", "agent"):
-        wait_for(f"{name} running v1", lambda n=name: running_image_ids(cluster, ns, n) == expected)
-    v2 = registry.push_image(unique_repo, "latest", seed=104)
+        wait_for(
+            f"{name} running v1",
+            lambda n=name: running_image_ids(cluster, ns, n) == expected,
+            ROLLOUT_TIMEOUT,
+        )
+    v2 = push_runnable(registry, unique_repo, "latest", seed=104)
 
     report = _cycle(cluster, ns)
 
@@ -139,7 +150,7 @@ def test_pods_not_ready_record_nothing_until_one_is_then_the_drift_rolls_out(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # No simulated node in this namespace: the pod stays Pending, as while a slow pull runs.
+    # No node runs this namespace's pods: the pod stays Pending, as while a slow pull runs.
     image = f"{registry.host}/{unique_repo}:latest"
     v1 = registry.push_image(unique_repo, "latest", seed=105)
     apply(cluster, workload("Deployment", "slow", namespace, [("app", image)]))

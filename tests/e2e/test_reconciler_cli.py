@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.real_node_helpers import ROLLOUT_TIMEOUT
 from tests.e2e.reconciler_helpers import (
     DIGEST_PREFIX,
     KUBECTL_RESTARTED_AT,
@@ -24,6 +25,8 @@ from tests.e2e.reconciler_helpers import (
 from tests.e2e.webhook_process import get
 from tests.harness.cluster import LocalCluster
 from tests.harness.kubelet import image_id
+from tests.harness.node import LocalNode
+from tests.harness.podimages import push_runnable
 from tests.harness.registry import LocalRegistry
 
 pytestmark = pytest.mark.e2e
@@ -166,16 +169,24 @@ def test_dry_run_needs_once(cluster: LocalCluster, tmp_path: Path) -> None:
 
 
 def test_adoption_records_without_rolling_out(
-    cluster: LocalCluster, registry: LocalRegistry, running_namespace: str, unique_repo: str, tmp_path: Path
+    cluster: LocalCluster,
+    registry: LocalRegistry,
+    node_namespace: str,
+    node: LocalNode,
+    unique_repo: str,
+    tmp_path: Path,
 ) -> None:
-    namespace = running_namespace
+    namespace = node_namespace
+    node.trust_registry(registry)
     image = f"{registry.host}/{unique_repo}:latest"
-    digest = registry.push_image(unique_repo, "latest", seed=41)
+    digest = push_runnable(registry, unique_repo, "latest", seed=41)
     # Created before kube-autorollout was installed (or with the webhook down): nothing recorded.
     apply(cluster, workload("Deployment", "legacy", namespace, [("app", image)]))
     wait_replicasets(cluster, namespace, "legacy", 1)
     running = {image_id(image, digest)}
-    wait_for("a Running pod", lambda: running_image_ids(cluster, namespace, "legacy") == running)
+    wait_for(
+        "a Running pod", lambda: running_image_ids(cluster, namespace, "legacy") == running, ROLLOUT_TIMEOUT
+    )
     template = get(cluster, "Deployment", namespace, "legacy")["spec"]["template"]
     config = write_config(tmp_path / "config.yaml", [namespace])
 

@@ -1,6 +1,6 @@
 """The whole product path: the webhook (a real process behind a real MutatingWebhookConfiguration)
-records the digest at apply time, the simulated node runs the pods with the digest it pulled, the
-reconciler CLI rolls out after a push, and the new pods run the new digest."""
+records the digest at apply time, the real node (kubelet + containerd) pulls and runs the pods, the
+reconciler CLI rolls out after a push, and the new pods run the new digest the kubelet reports."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.real_node_helpers import ROLLOUT_TIMEOUT
 from tests.e2e.reconciler_helpers import (
     DIGEST_PREFIX,
     apply,
@@ -23,6 +24,8 @@ from tests.e2e.reconciler_helpers import (
 from tests.e2e.webhook_process import WebhookProcess, get, registered, start_webhook
 from tests.harness.cluster import LocalCluster
 from tests.harness.kubelet import image_id
+from tests.harness.node import LocalNode
+from tests.harness.podimages import push_runnable
 from tests.harness.registry import LocalRegistry
 
 pytestmark = pytest.mark.e2e
@@ -40,24 +43,30 @@ def webhook(cluster: LocalCluster, tmp_path: Path) -> Iterator[WebhookProcess]:
 def test_webhook_records_node_runs_reconciler_rolls_out(
     cluster: LocalCluster,
     registry: LocalRegistry,
-    running_namespace: str,
+    node_namespace: str,
+    node: LocalNode,
     webhook: WebhookProcess,
     unique_repo: str,
     tmp_path: Path,
 ) -> None:
-    ns = running_namespace
+    ns = node_namespace
+    node.trust_registry(registry)
     probe = f"{registry.host}/{unique_repo}-probe:latest"
-    registry.push_image(f"{unique_repo}-probe", "latest", seed=90)
+    push_runnable(registry, f"{unique_repo}-probe", "latest", seed=90)
     image = f"{registry.host}/{unique_repo}:latest"
-    v1 = registry.push_image(unique_repo, "latest", seed=91)
+    v1 = push_runnable(registry, unique_repo, "latest", seed=91)
     config = write_config(tmp_path / "config.yaml", [ns])
     with registered(cluster, webhook, [ns], probe):
         apply(cluster, workload("Deployment", "shop", ns, [("web", image)]))  # nothing recorded by hand
         recorded = get(cluster, "Deployment", ns, "shop")["metadata"]["annotations"][f"{DIGEST_PREFIX}web"]
         assert recorded == f"{image}@{v1}"  # the webhook's baseline
-        wait_for("pods running v1", lambda: running_image_ids(cluster, ns, "shop") == {image_id(image, v1)})
+        wait_for(
+            "pods running v1",
+            lambda: running_image_ids(cluster, ns, "shop") == {image_id(image, v1)},
+            ROLLOUT_TIMEOUT,
+        )
 
-        v2 = registry.push_image(unique_repo, "latest", seed=92)
+        v2 = push_runnable(registry, unique_repo, "latest", seed=92)
         result = run_cli(cluster, config, "reconcile", "--once")
 
         assert result.returncode == 0, result.stderr
@@ -68,7 +77,9 @@ def test_webhook_records_node_runs_reconciler_rolls_out(
             == f"{image}@{v2}"
         )
         wait_for(
-            "pods running v2", lambda: running_image_ids(cluster, ns, "shop") == {image_id(image, v2)}, 60
+            "pods running v2",
+            lambda: running_image_ids(cluster, ns, "shop") == {image_id(image, v2)},
+            ROLLOUT_TIMEOUT,
         )
         assert replicaset_count(cluster, ns, "shop") == 2
         assert len(events(cluster, ns, "RolloutTriggered")) == 1

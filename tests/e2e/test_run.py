@@ -20,6 +20,8 @@ from tests.e2e.webhook_process import (
     workload,
 )
 from tests.harness.cluster import LocalCluster
+from tests.harness.node import LocalNode
+from tests.harness.podimages import push_runnable
 from tests.harness.registry import LocalRegistry, free_port
 
 pytestmark = pytest.mark.e2e
@@ -43,11 +45,17 @@ def sample(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: s
 
 
 def test_run_records_rolls_out_and_reports_metrics(
-    cluster: LocalCluster, running_namespace: str, registry: LocalRegistry, unique_repo: str, tmp_path: Path
+    cluster: LocalCluster,
+    node_namespace: str,
+    node: LocalNode,
+    registry: LocalRegistry,
+    unique_repo: str,
+    tmp_path: Path,
 ) -> None:
-    ns = running_namespace
+    ns = node_namespace
+    node.trust_registry(registry)
     image = f"{registry.host}/{unique_repo}:main"
-    first = registry.push_image(unique_repo, "main", seed=1)
+    first = push_runnable(registry, unique_repo, "main", seed=1)
     process = start_webhook(
         tmp_path / "run",
         cluster,
@@ -63,12 +71,12 @@ def test_run_records_rolls_out_and_reports_metrics(
             apply(cluster, workload("Deployment", "app", ns, [("app", image)]))
             assert digests_of(get(cluster, "Deployment", ns, "app")) == {"app": f"{image}@{first}"}
 
-            second = registry.push_image(unique_repo, "main", seed=2)
+            second = push_runnable(registry, unique_repo, "main", seed=2)
             wait_for(
                 "the rollout",
                 lambda: digests_of(get(cluster, "Deployment", ns, "app"))["app"].endswith(second),
             )
-            cluster.kubectl("rollout", "status", "-n", ns, "deployment/app", "--timeout=60s")
+            cluster.kubectl("rollout", "status", "-n", ns, "deployment/app", "--timeout=120s", timeout=150)
             template = get(cluster, "Deployment", ns, "app")["spec"]["template"]
             assert "kube-autorollout/restartedAt" in template["metadata"]["annotations"]
 

@@ -1,8 +1,9 @@
 """A local Kubernetes control plane on loopback: etcd, kube-apiserver and kube-controller-manager.
 
 No scheduler and no kubelet: pods stay Pending, but Deployments get their ReplicaSets, which is what
-rollouts are about. Every process runs in its own process group, logs to the run directory and is
-stopped by `stop()`, by `atexit`, on SIGTERM/SIGHUP, and (Linux) when the thread that started it dies.
+rollouts are about (tests/harness/node.py adds a real node that runs them). Every process runs in its
+own process group, logs to the run directory and is stopped by `stop()`, by `atexit`, on SIGTERM/SIGHUP,
+and (Linux) when the thread that started it dies.
 """
 
 from __future__ import annotations
@@ -290,6 +291,7 @@ class LocalCluster:
         self.processes: list[ManagedProcess] = []
         self.env: dict[str, str] = {}
         self._http: httpx.Client | None = None
+        self._ca: tuple[bytes, bytes] = (b"", b"")
         self._stopped = False
 
     # lifecycle
@@ -411,6 +413,12 @@ class LocalCluster:
         )
         return path
 
+    def client_kubeconfig(self, path: Path, user: str, groups: Sequence[str] = ()) -> Path:
+        """Write a kubeconfig (mode 0600) with a client certificate for `user` in `groups`; returns `path`."""
+        cert, key = mint_client_cert(*self._ca, user, groups)
+        _write_private(path, _kubeconfig(self.server, self._ca[0], user, cert, key))
+        return path
+
     def api_get(self, path: str) -> dict[str, Any] | None:
         """GET `path` from the API server as admin: the JSON body, or None for 404."""
         if self._http is None:
@@ -457,6 +465,7 @@ class LocalCluster:
                 ["127.0.0.1", KUBERNETES_SERVICE_IP],
             )
         )
+        self._ca = (ca_cert, ca_key)
         sa_private, sa_public = mint_service_account_key()
         files = {
             "ca.crt": ca_cert,
@@ -530,6 +539,14 @@ class LocalCluster:
                 f"--service-account-signing-key-file={pki.sa_private}",
                 f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
                 "--authorization-mode=Node,RBAC",
+                # Webhook Services are called at their endpoints (pod IPs on the real node's bridge):
+                # there is no kube-proxy to route a ClusterIP.
+                "--enable-aggregator-routing=true",
+                # The real node's kubelet trusts client certificates of the cluster CA (logs, exec).
+                f"--kubelet-client-certificate={admin_cert}",
+                f"--kubelet-client-key={admin_key}",
+                # By its IP on the bridge: a node's host name would be looked up in DNS.
+                "--kubelet-preferred-address-types=InternalIP",
                 "--allow-privileged=true",
                 "--profiling=false",
             ]

@@ -14,7 +14,7 @@ import random
 import re
 import ssl
 import tarfile
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 
 import httpx
 
@@ -144,13 +144,28 @@ class OciPusher:
         rng = random.Random(seed)
         content = rng.randbytes(64)
         layer = _tar_with_file("payload.bin", content)
+        return self.push_layers(
+            repository, tag, [layer], {"Labels": {"seed": content.hex()[:16]}}, platform=platform
+        )
+
+    def push_layers(
+        self,
+        repository: str,
+        tag: str | None,
+        layers: Sequence[bytes],
+        image_config: dict[str, object],
+        *,
+        platform: str = "linux/amd64",
+    ) -> str:
+        """Push an image of uncompressed tar `layers` and runtime `image_config` (Entrypoint, Cmd,
+        Env, ...); returns the manifest digest. `tag` None pushes by digest only."""
         os_name, arch, *variant = platform.split("/")
         config: dict[str, object] = {
             "architecture": arch,
             "os": os_name,
             "created": "2024-01-01T00:00:00Z",
-            "rootfs": {"type": "layers", "diff_ids": [sha256_digest(layer)]},
-            "config": {"Labels": {"seed": content.hex()[:16]}},
+            "rootfs": {"type": "layers", "diff_ids": [sha256_digest(layer) for layer in layers]},
+            "config": image_config,
         }
         if variant:
             config["variant"] = variant[0]
@@ -165,6 +180,7 @@ class OciPusher:
             },
             "layers": [
                 {"mediaType": OCI_LAYER, "digest": self.push_blob(repository, layer), "size": len(layer)}
+                for layer in layers
             ],
         }
         body = json.dumps(manifest, sort_keys=True).encode()
@@ -181,10 +197,17 @@ class OciPusher:
         """Push one image per platform and an OCI index over them under `tag`;
         returns (index digest, {platform: manifest digest})."""
         rng = random.Random(seed)
-        by_platform: dict[str, str] = {}
+        by_platform = {
+            platform: self.push_image(repository, None, seed=rng.randrange(2**62), platform=platform)
+            for platform in platforms
+        }
+        return self.push_index_over(repository, tag, by_platform), by_platform
+
+    def push_index_over(self, repository: str, tag: str, by_platform: Mapping[str, str]) -> str:
+        """Push an OCI index under `tag` over manifests already pushed ({platform: digest});
+        returns the index digest."""
         entries = []
-        for platform in platforms:
-            digest = self.push_image(repository, None, seed=rng.randrange(2**62), platform=platform)
+        for platform, digest in by_platform.items():
             manifest = self._http.get(
                 f"/v2/{repository}/manifests/{digest}", headers={"Accept": OCI_MANIFEST}
             )
@@ -201,10 +224,9 @@ class OciPusher:
                     "platform": entry_platform,
                 }
             )
-            by_platform[platform] = digest
         index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
         body = json.dumps(index, sort_keys=True).encode()
-        return self.push_manifest(repository, tag, body, OCI_INDEX), by_platform
+        return self.push_manifest(repository, tag, body, OCI_INDEX)
 
     def delete_manifest(self, repository: str, digest: str) -> None:
         response = self._http.delete(f"/v2/{repository}/manifests/{digest}")

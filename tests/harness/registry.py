@@ -1,7 +1,8 @@
 """Run Debian's `docker-registry` (CNCF distribution 2.8) on a free 127.0.0.1 port for tests.
 
 Modes: "plain" (HTTP), "tls" (a CA minted by certs/mint.py, certificate for 127.0.0.1/localhost),
-"basic" (htpasswd), "token" (bearer tokens from tests/harness/tokenserver.py). The registry's access
+"basic" (htpasswd), "token" (bearer tokens from tests/harness/tokenserver.py), "tls-basic" (htpasswd
+over TLS, as helm needs for an authenticated OCI chart repository). The registry's access
 log (stdout) goes to a file, so tests count the requests it served. Every started registry is stopped
 at exit even if a test run is interrupted (process group killed).
 """
@@ -33,7 +34,8 @@ from tests.harness.oci import DEFAULT_PLATFORMS, OciPusher
 from tests.harness.tokenserver import ISSUER, SERVICE, TokenServer
 
 REGISTRY_BINARY = "/usr/bin/docker-registry"
-Mode = Literal["plain", "tls", "basic", "token"]
+Mode = Literal["plain", "tls", "basic", "token", "tls-basic"]
+#: The modes every registry-facing test runs on (`any_registry`); "tls-basic" is started on demand.
 MODES: tuple[Mode, ...] = ("plain", "tls", "basic", "token")
 TEST_USER = "tester"
 #: User-Agent of the harness's own requests (pushes, readiness probes); not counted by default.
@@ -79,14 +81,16 @@ class LocalRegistry:
     password: str | None = None
     token_server: TokenServer | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    #: The address it listens on: loopback, or the real node's bridge address (reached by pods too).
+    address: str = "127.0.0.1"
 
     @property
     def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.address}:{self.port}"
 
     @property
     def url(self) -> str:
-        scheme = "https" if self.mode == "tls" else "http"
+        scheme = "https" if self.mode in ("tls", "tls-basic") else "http"
         return f"{scheme}://{self.host}"
 
     @property
@@ -221,9 +225,11 @@ def _registry_config(
     }
     if notifications:
         config["notifications"] = {"endpoints": [dict(n) for n in notifications]}
-    if registry.mode == "tls":
+    if registry.mode in ("tls", "tls-basic"):
         ca_pem, ca_key = mint_ca("test registry CA")
-        cert_pem, key_pem = mint_serving_cert(ca_pem, ca_key, ["localhost"], ["127.0.0.1", "::1"])
+        cert_pem, key_pem = mint_serving_cert(
+            ca_pem, ca_key, ["localhost"], sorted({"127.0.0.1", "::1", registry.address})
+        )
         registry.ca_file = registry.workdir / "ca.crt"
         registry.ca_file.write_bytes(ca_pem)
         (registry.workdir / "tls.crt").write_bytes(cert_pem)
@@ -232,7 +238,7 @@ def _registry_config(
             "certificate": str(registry.workdir / "tls.crt"),
             "key": str(registry.workdir / "tls.key"),
         }
-    elif registry.mode == "basic":
+    if registry.mode in ("basic", "tls-basic"):
         htpasswd = registry.workdir / "htpasswd"
         line = subprocess.run(
             ["htpasswd", "-Bbn", registry.username or "", registry.password or ""],
@@ -262,14 +268,16 @@ def start_registry(
     token_expires_in: int = 300,
     timeout: float = 15.0,
     notifications: Sequence[Mapping[str, object]] = (),
+    address: str = "127.0.0.1",
 ) -> LocalRegistry:
-    """Start a registry in `mode` with its files under `workdir`; returns once /v2/ answers.
-    `notifications` are distribution's `notifications.endpoints` entries (name, url, headers, ...)."""
-    if mode not in MODES:
+    """Start a registry in `mode` with its files under `workdir` on `address` (loopback or the real
+    node's bridge address); returns once /v2/ answers. `notifications` are distribution's
+    `notifications.endpoints` entries (name, url, headers, ...)."""
+    if mode not in (*MODES, "tls-basic"):
         raise ValueError(f"unknown registry mode {mode!r}")
     workdir.mkdir(parents=True, exist_ok=True)
-    registry = LocalRegistry(mode=mode, workdir=workdir, port=free_port())
-    if mode in ("basic", "token"):
+    registry = LocalRegistry(mode=mode, workdir=workdir, port=free_port(), address=address)
+    if mode in ("basic", "token", "tls-basic"):
         registry.username, registry.password = TEST_USER, secrets.token_urlsafe(12)
     if mode == "token":
         registry.token_server = TokenServer(
