@@ -112,12 +112,12 @@ def base_image() -> str:
         return name
     tarball = CACHE / f"base-{base_key()}.tar"
     if not tarball.exists():
-        _progress(f"making the Debian base with mmdebstrap (about 2 minutes) into {tarball}")
+        _progress(f"making the Debian base with mmdebstrap (2-4 minutes) into {tarball}")
         started = time.monotonic()
-        partial = tarball.with_suffix(".partial")
+        partial = tarball.with_name(tarball.name + ".partial")
         with (CACHE / "mmdebstrap.log").open("w") as log:
             result = subprocess.run(
-                ["nice", *BASE_COMMAND, str(partial)],
+                ["nice", *BASE_COMMAND[:-1], "--format=tar", BASE_COMMAND[-1], str(partial)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
