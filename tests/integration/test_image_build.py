@@ -103,6 +103,8 @@ def test_image_runs_read_only_as_uid_65532(built_image: BuiltImage) -> None:
     assert (version.returncode, version.stdout.strip()) == (0, f"kube-autorollout {__version__}"), (
         version.stderr
     )
+    python = run_in_image(built_image.name, ["python", "--version"])
+    assert python.stdout.startswith("Python 3.11."), "the Dockerfile targets Python 3.11 (Debian bookworm's)"
     usage = run_in_image(built_image.name, ["kube-autorollout", "--help"])
     assert usage.returncode == 0, usage.stderr
     assert usage.stdout.startswith("usage: kube-autorollout")
