@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,15 +174,9 @@ def image_key(base: str, root: Path = REPO_ROOT) -> str:
     return digest.hexdigest()[:16]
 
 
-def pip_settings(env: dict[str, str] | None = None) -> str:
-    """A pip config file with this machine's index and proxy settings (`pip config list` and PIP_*)."""
-    listed = subprocess.run(
-        [sys.executable, "-m", "pip", "config", "list"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    ).stdout
+def pip_settings(listed: str, env: Mapping[str, str]) -> str:
+    """A pip config file with the index and proxy settings of `pip config list` output and of the
+    PIP_* variables in `env` (which win, as in pip); paths and other keys are left out."""
     settings: dict[str, str] = {}
     for line in listed.splitlines():
         key, _, value = line.partition("=")
@@ -190,10 +184,22 @@ def pip_settings(env: dict[str, str] | None = None) -> str:
         if name in _FORWARDED_PIP_KEYS:
             settings[name] = value.strip().strip("'\"")
     for name in _FORWARDED_PIP_KEYS:
-        from_env = (env if env is not None else os.environ).get("PIP_" + name.upper().replace("-", "_"))
+        from_env = env.get("PIP_" + name.upper().replace("-", "_"))
         if from_env:
             settings[name] = from_env
     return "[global]\n" + "".join(f"{name} = {value}\n" for name, value in sorted(settings.items()))
+
+
+def machine_pip_settings() -> str:
+    """pip_settings of this machine: what `make venv` reaches the index with."""
+    listed = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    ).stdout
+    return pip_settings(listed, os.environ)
 
 
 def build_image(root: Path = REPO_ROOT) -> BuiltImage:
@@ -219,7 +225,7 @@ def bud(context: Path, name: str, base: str, *, log_path: Path = CACHE / "build.
     `pip-ca` build secrets (each ending in SECRET_MARKER); ImageBuildError with the log's tail."""
     with tempfile.TemporaryDirectory(prefix="kar-image-") as secrets_dir:
         pip_conf = Path(secrets_dir) / "pip.conf"
-        pip_conf.write_bytes(pip_settings().encode() + SECRET_MARKER)
+        pip_conf.write_bytes(machine_pip_settings().encode() + SECRET_MARKER)
         pip_ca = Path(secrets_dir) / "pip-ca.crt"
         if SYSTEM_CA_BUNDLE.exists():
             pip_ca.write_bytes(SYSTEM_CA_BUNDLE.read_bytes() + b"\n" + SECRET_MARKER)
