@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: venv system-deps lint format docs helm-docs chart-readme test test-unit test-integration test-e2e test-e2e-versions kube-versions \
+.PHONY: venv system-deps image lint format docs helm-docs chart-readme test test-unit test-integration test-e2e test-e2e-versions kube-versions \
 	cluster-binaries demo bench clean
 
 ## The Kubernetes release of the cluster binaries, the e2e tests and the demo, e.g.
@@ -53,6 +53,11 @@ chart-readme:
 ## the image; containerd, CNI plugins, iptables, busybox-static for the real node); nothing when present.
 system-deps:
 	scripts/install-system-deps.sh
+
+## Builds (or finds in ~/.cache/kube-autorollout/image) the product image from the Dockerfile with buildah, on a
+## Debian python3 base made with mmdebstrap; prints its name in the harness's buildah storage.
+image: system-deps venv
+	nice $(PY) -m tests.harness.image
 
 ## Builds (or finds in ~/.cache/kube-autorollout) etcd, kube-apiserver, kube-controller-manager, kubelet, kubectl, helm.
 cluster-binaries:

@@ -24,11 +24,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.harness.buildah import CACHE, ImageBuildError, buildah, buildah_argv, image_exists
+from tests.harness.buildah import CACHE, ImageBuildError, buildah, buildah_argv, image_exists, storage_driver
 from tests.harness.registry import LocalRegistry
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -36,6 +36,9 @@ IMAGE_NAME = "localhost/kube-autorollout"
 BASE_NAME = "localhost/kube-autorollout-base"
 #: The machine's CA bundle: pip in the builder stage needs it to reach the package index.
 SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+#: Appended to each build secret (outside any PEM block, so pip ignores it): a test searches the final
+#: image for it, which finds a leaked secret even where the image has a CA bundle of its own.
+SECRET_MARKER = b"# kube-autorollout build secret, never in an image layer\n"
 #: The paths of the Dockerfile's COPY steps (.dockerignore lets exactly these through).
 CONTEXT_PATHS = (
     "constraints.txt",
@@ -109,12 +112,12 @@ def base_image() -> str:
         return name
     tarball = CACHE / f"base-{base_key()}.tar"
     if not tarball.exists():
-        _progress(f"making the Debian base with mmdebstrap (about 2 minutes) into {tarball}")
+        _progress(f"making the Debian base with mmdebstrap (2-4 minutes) into {tarball}")
         started = time.monotonic()
-        partial = tarball.with_suffix(".partial")
+        partial = tarball.with_name(tarball.name + ".partial")
         with (CACHE / "mmdebstrap.log").open("w") as log:
             result = subprocess.run(
-                ["nice", *BASE_COMMAND, str(partial)],
+                ["nice", *BASE_COMMAND[:-1], "--format=tar", BASE_COMMAND[-1], str(partial)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -171,15 +174,9 @@ def image_key(base: str, root: Path = REPO_ROOT) -> str:
     return digest.hexdigest()[:16]
 
 
-def pip_settings(env: dict[str, str] | None = None) -> str:
-    """A pip config file with this machine's index and proxy settings (`pip config list` and PIP_*)."""
-    listed = subprocess.run(
-        [sys.executable, "-m", "pip", "config", "list"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    ).stdout
+def pip_settings(listed: str, env: Mapping[str, str]) -> str:
+    """A pip config file with the index and proxy settings of `pip config list` output and of the
+    PIP_* variables in `env` (which win, as in pip); paths and other keys are left out."""
     settings: dict[str, str] = {}
     for line in listed.splitlines():
         key, _, value = line.partition("=")
@@ -187,10 +184,22 @@ def pip_settings(env: dict[str, str] | None = None) -> str:
         if name in _FORWARDED_PIP_KEYS:
             settings[name] = value.strip().strip("'\"")
     for name in _FORWARDED_PIP_KEYS:
-        from_env = (env if env is not None else os.environ).get("PIP_" + name.upper().replace("-", "_"))
+        from_env = env.get("PIP_" + name.upper().replace("-", "_"))
         if from_env:
             settings[name] = from_env
     return "[global]\n" + "".join(f"{name} = {value}\n" for name, value in sorted(settings.items()))
+
+
+def machine_pip_settings() -> str:
+    """pip_settings of this machine: what `make venv` reaches the index with."""
+    listed = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    ).stdout
+    return pip_settings(listed, os.environ)
 
 
 def build_image(root: Path = REPO_ROOT) -> BuiltImage:
@@ -205,49 +214,76 @@ def build_image(root: Path = REPO_ROOT) -> BuiltImage:
             f"building {name} with buildah (minutes when nothing is cached), log in {CACHE / 'build.log'}"
         )
         started = time.monotonic()
-        with tempfile.TemporaryDirectory(prefix="kar-image-") as secrets_dir:
-            pip_conf = Path(secrets_dir) / "pip.conf"
-            pip_conf.write_text(pip_settings())
-            pip_conf.chmod(0o600)
-            argv = buildah_argv(
-                "bud",
-                "--isolation",
-                "chroot",
-                "--pull-never",
-                "--layers",
-                "--build-arg",
-                f"PYTHON_IMAGE={base}",
-                "--secret",
-                f"id=pip-conf,src={pip_conf}",
-                *(["--secret", f"id=pip-ca,src={SYSTEM_CA_BUNDLE}"] if SYSTEM_CA_BUNDLE.exists() else []),
-                "--tag",
-                name,
-                str(root),
-            )
-            with (CACHE / "build.log").open("w") as log:
-                result = subprocess.run(
-                    ["nice", *argv],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    timeout=3600,
-                    check=False,
-                )
-        if result.returncode != 0:
-            tail = (CACHE / "build.log").read_text(errors="replace")[-3000:]
-            raise ImageBuildError(f"buildah bud failed ({result.returncode}):\n{tail}")
+        bud(root, name, base)
         _progress(f"built {name} in {time.monotonic() - started:.0f} s")
         _drop_older_images(keep=name)
         return BuiltImage(name, key, base)
 
 
-def _drop_older_images(keep: str) -> None:
-    # Earlier builds of the product image; their layers stay as the build cache of the next one.
-    listed = buildah("images", "--json")
-    for image in json.loads(listed or "[]"):
-        for tagged in image.get("names") or []:
-            if tagged.startswith(IMAGE_NAME + ":") and tagged != keep:
-                subprocess.run(buildah_argv("rmi", tagged), capture_output=True, timeout=120, check=False)
+def bud(context: Path, name: str, base: str, *, log_path: Path = CACHE / "build.log") -> None:
+    """`buildah bud` of `context`'s Dockerfile as `name`, `PYTHON_IMAGE=base`, with the `pip-conf` and
+    `pip-ca` build secrets (each ending in SECRET_MARKER); ImageBuildError with the log's tail."""
+    with tempfile.TemporaryDirectory(prefix="kar-image-") as secrets_dir:
+        pip_conf = Path(secrets_dir) / "pip.conf"
+        pip_conf.write_bytes(machine_pip_settings().encode() + SECRET_MARKER)
+        pip_ca = Path(secrets_dir) / "pip-ca.crt"
+        if SYSTEM_CA_BUNDLE.exists():
+            pip_ca.write_bytes(SYSTEM_CA_BUNDLE.read_bytes() + b"\n" + SECRET_MARKER)
+        for secret in (pip_conf, pip_ca):
+            with contextlib.suppress(FileNotFoundError):
+                secret.chmod(0o600)
+        argv = buildah_argv(
+            "bud",
+            "--isolation",
+            "chroot",
+            "--pull-never",
+            # A layer cache per step is cheap on overlay; vfs would copy the whole root file system
+            # for each of them (about 14 GB for this Dockerfile), so there only the final images stay.
+            *(["--layers"] if storage_driver() == "overlay" else []),
+            "--build-arg",
+            f"PYTHON_IMAGE={base}",
+            "--secret",
+            f"id=pip-conf,src={pip_conf}",
+            *(["--secret", f"id=pip-ca,src={pip_ca}"] if pip_ca.exists() else []),
+            "--tag",
+            name,
+            str(context),
+        )
+        with log_path.open("w") as log:
+            result = subprocess.run(
+                ["nice", *argv],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                timeout=3600,
+                check=False,
+            )
+    if result.returncode != 0:
+        tail = log_path.read_text(errors="replace")[-3000:]
+        raise ImageBuildError(f"buildah bud failed ({result.returncode}):\n{tail}")
+
+
+def leaked_secrets(root: Path) -> list[Path]:
+    """The files under an image's root file system that hold a build secret (its SECRET_MARKER)."""
+    return [
+        path
+        for path in root.rglob("*")
+        if path.is_file() and not path.is_symlink() and SECRET_MARKER in path.read_bytes()
+    ]
+
+
+def _drop_older_images(keep: str, newest: int = 4) -> None:
+    # Older builds of the product image beyond the newest few (worktrees with other sources each have
+    # theirs); their layers stay as the build cache of the next one.
+    images = json.loads(buildah("images", "--json") or "[]")
+    tagged = [
+        (image.get("created", 0), name)
+        for image in images
+        for name in image.get("names") or []
+        if name.startswith(IMAGE_NAME + ":") and name != keep
+    ]
+    for _created, name in sorted(tagged, reverse=True)[newest - 1 :]:
+        subprocess.run(buildah_argv("rmi", name), capture_output=True, timeout=120, check=False)
 
 
 @contextlib.contextmanager
@@ -298,3 +334,8 @@ def product_image(
     tag = tag or image.key
     push_image(image, registry, repository, tag)
     return f"{registry.host}/{repository}:{tag}"
+
+
+if __name__ == "__main__":
+    # `make image`: build (or find cached) the image and print its name in buildah's storage.
+    print(build_image().name)
