@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from autorollout.annotations import format_recorded, parse_recorded
+from autorollout.annotations import format_recorded
 from autorollout.registry.errors import RegistryError
 from autorollout.registry.manifests import ManifestDigest
 from reconciler.pods import PodReport
@@ -90,8 +90,7 @@ class WorkloadPlan:
 
 def recorded_digest(workload: Workload, container: ContainerSpec) -> str | None:
     """The digest recorded for this container, if the record is for the image the spec names now."""
-    raw = workload.recorded.get(container.name)
-    parsed = parse_recorded(raw) if raw is not None else None
+    parsed = workload.recorded_digests.get(container.name)
     if parsed is None:
         return None
     image, digest = parsed
