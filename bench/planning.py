@@ -3,9 +3,9 @@
 Builds `--workloads` slim records (parsed from the same Deployments bench/fleet.py creates) over
 `--images` images, fills the digest cache with their current digests, and times what a steady
 `Cycle.run` does with them apart from the HEADs: the pull-policy check, observe (lookups, credential
-choice, answers from the cache), plan and the per-plan log calls. Median of `--repeat` passes, in CPU seconds of the process.
-No cluster or registry is needed: the figure is the planning share of the 10,000-workload cycle of
-bench/reconcile.py. `--profile` prints a pyinstrument profile of one pass.
+choice, answers from the cache), plan and the per-plan log calls. Median of `--repeat` passes, in
+CPU seconds of the process. No cluster or registry is needed: the figure is the planning share of
+the 10,000-workload cycle of bench/reconcile.py. `--profile` prints a pyinstrument profile of one pass.
 
 Usage: python -m bench.planning [--workloads 10000] [--images 200] [--repeat 7] [--profile]
 """
@@ -18,6 +18,8 @@ import json
 import statistics
 import time
 from typing import Any
+
+from pyinstrument import Profiler
 
 from autorollout.cli.wiring import credential_store, open_resolver
 from autorollout.config import Config
@@ -73,14 +75,13 @@ async def measure(workloads: int, images: int, repeat: int, profile: bool) -> di
             plans = plan_cycle(observation.workloads, observation.resolutions, observation.pods)
             for plan in plans:
                 log_plan(plan, dry_run=False)
-            assert all(p.action is None for p in plans) and observation.unique_images == images
+            assert all(p.action is None for p in plans)
+            assert observation.unique_images == images
             return time.process_time() - t0
 
         await one_pass()  # the reference memo fills once per process, as in the first cycle
         times = [await one_pass() for _ in range(repeat)]
         if profile:
-            from pyinstrument import Profiler
-
             with Profiler(async_mode="enabled") as profiler:
                 await one_pass()
             print(profiler.output_text(unicode=False, color=False, show_all=False))
