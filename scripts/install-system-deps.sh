@@ -7,6 +7,7 @@ set -euo pipefail
 need=()
 command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
+command -v wrk >/dev/null || need+=(wrk) # the HTTP load generator of bench/admission.py (make bench)
 ((${#need[@]})) || exit 0
 
 if [[ $(id -u) -ne 0 ]]; then
