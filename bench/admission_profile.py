@@ -12,7 +12,7 @@ response collected, `--requests` times per variant, CPU microseconds per request
 `--profile NAME` prints a pyinstrument profile of that variant. The differences are the gap of the
 end-to-end ratio in bench/admission.py, TLS aside (which costs both servers the same).
 
-Usage: python -m bench.admission_profile [--requests 20000] [--repeat 5] [--profile webhook]
+Usage: python -m bench.admission_profile [--requests 20000] [--repeat 5] [--profile webhook] [--out NAME]
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ from autorollout.registry.resolver import Lookup
 from autorollout.serving import LimitedHttpToolsProtocol, limited_config
 from bench.admission import review
 from bench.bare_endpoint import FixedAnswer
+from bench.env import save
+from bench.proc import load_average, machine
 from webhook.admission import AdmissionReviewer
 from webhook.app import build_app
 
@@ -171,6 +173,10 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--profile", choices=["bare", "bare+limits", "webhook", "review"])
+    parser.add_argument("--out", help="also save the result as bench/results/OUT.json")
     args = parser.parse_args()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        print(json.dumps(runner.run(main(args.requests, args.repeat, args.profile)), indent=2))
+        result = runner.run(main(args.requests, args.repeat, args.profile))
+    if args.out:
+        save(args.out, {"machine": machine(), "load": round(load_average(), 2), "variants": result})
+    print(json.dumps(result, indent=2))

@@ -7,7 +7,7 @@ choice, answers from the cache), plan and the per-plan log calls. Median of `--r
 CPU seconds of the process. No cluster or registry is needed: the figure is the planning share of
 the 10,000-workload cycle of bench/reconcile.py. `--profile` prints a pyinstrument profile of one pass.
 
-Usage: python -m bench.planning [--workloads 10000] [--images 200] [--repeat 7] [--profile]
+Usage: python -m bench.planning [--workloads 10000] [--images 200] [--repeat 7] [--profile] [--out planning]
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from autorollout.cli.wiring import credential_store, open_resolver
 from autorollout.config import Config
 from autorollout.registry.manifests import ManifestDigest
 from autorollout.registry.resolver import Lookup
+from bench.env import save
 from bench.fleet import Image, deployment, image_of
+from bench.proc import load_average, machine
 from reconciler.observe import Observer
 from reconciler.plan import plan_cycle
 from reconciler.report import PullPolicyWarnings, log_plan
@@ -102,8 +104,11 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--out", help="also save the result as bench/results/OUT.json")
     args = parser.parse_args()
     result = asyncio.run(measure(args.workloads, args.images, args.repeat, args.profile))
+    if args.out:
+        save(args.out, {"machine": machine(), "load": round(load_average(), 2), **result})
     print(json.dumps(result))
 
 

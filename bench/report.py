@@ -300,8 +300,83 @@ def idle_tables(after: dict[str, Any], before: dict[str, Any] | None) -> dict[st
     }
 
 
+def _spread(values: list[float]) -> str:
+    return f"{min(values):.2f}-{max(values):.2f} s"
+
+
+def push_table(data: dict[str, Any]) -> str:
+    ours, upstream = data["ours"], data["upstream"]
+    rows = [
+        [
+            "median of every push",
+            f"{ours['median_seconds']:.2f} s",
+            f"{upstream['median_seconds']:.2f} s",
+            f"{upstream['median_seconds'] / ours['median_seconds']:.2f}x",
+        ],
+        [
+            "max of every push",
+            f"{ours['max_seconds']:.2f} s",
+            f"{upstream['max_seconds']:.2f} s",
+            f"{upstream['max_seconds'] / ours['max_seconds']:.2f}x",
+        ],
+        ["per-run medians (range)", _spread(ours["run_medians"]), _spread(upstream["run_medians"]), ""],
+        ["per-run maxima (range)", _spread(ours["run_maxima"]), _spread(upstream["run_maxima"]), ""],
+        ["pushes (runs x pushes)", str(ours["pushes"]), str(upstream["pushes"]), ""],
+        [
+            "1-min load at each run's start",
+            ", ".join(f"{x:g}" for x in ours["loads"]),
+            ", ".join(f"{x:g}" for x in upstream["loads"]),
+            "",
+        ],
+    ]
+    header = [
+        f"push -> new ReplicaSet, cron every {data['cron_seconds']} s",
+        "ours (`run`)",
+        f"upstream {data['upstream_version']}",
+        "upstream / ours",
+    ]
+    return table(header, rows)
+
+
+def planning_table(data: dict[str, Any]) -> str:
+    low, high = data["range_seconds"]
+    rows = [
+        [
+            f"{data['workloads']:,} workloads, {data['images']} images",
+            f"{data['median_seconds'] * 1000:,.0f} ms ({low * 1000:,.0f}-{high * 1000:,.0f})",
+            f"{data['per_workload_us']:.1f} µs",
+            f"{data['load']:g}",
+        ]
+    ]
+    return table(["in process, CPU", "one planning pass (range)", "per workload", "1-min load"], rows)
+
+
+def admission_profile_table(data: dict[str, Any]) -> str:
+    variants = data["variants"]
+    names = {
+        "bare": "uvicorn's HttpToolsProtocol + fixed-answer ASGI app (the ceiling's code)",
+        "bare+limits": "the webhook's LimitedHttpToolsProtocol + the same fixed answer",
+        "webhook": "LimitedHttpToolsProtocol + the webhook's app, warm cache",
+        "review": "`AdmissionReviewer.review(body)` alone (no HTTP)",
+    }
+    rows = [
+        [names[k], f"{v['cpu_us_per_request']:.0f} µs ({v['range_us'][0]:.0f}-{v['range_us'][1]:.0f})"]
+        for k, v in variants.items()
+    ]
+    return table(["in process, one warm review, no TLS", "CPU per request (range)"], rows)
+
+
 def main() -> None:
     blocks: dict[str, str] = {}
+    push = _load("push")
+    if push:
+        blocks["push"] = push_table(push)
+    planning = _load("planning")
+    if planning:
+        blocks["planning"] = planning_table(planning)
+    profile = _load("admission-profile")
+    if profile:
+        blocks["admission-profile"] = admission_profile_table(profile)
     reconcile = _load("reconcile")
     if reconcile:
         blocks.update(reconcile_tables(reconcile))
