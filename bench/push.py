@@ -16,7 +16,6 @@ import asyncio
 import random
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -25,9 +24,8 @@ from autorollout.kube.paths import workload_collection
 from bench.env import BenchEnv, bench_env, log, save
 from bench.fleet import Image, move_tags, push_images
 from bench.proc import load_average
-from bench.upstream import CLI, UPSTREAM_BIN, UPSTREAM_VERSION, Tool, _env, our_cycles, upstream_cycles
+from bench.upstream import UPSTREAM_BIN, UPSTREAM_VERSION, Tool, our_cycles, start_tool, upstream_cycles
 from certs.mint import write_bundle
-from tests.harness.commands import webhook_flags
 from tests.harness.registry import free_port
 
 NAMESPACE = "push-latency"
@@ -129,7 +127,7 @@ def main() -> None:
         for r in range(args.runs):
             for name in ("ours", "upstream") if r % 2 == 0 else ("upstream", "ours"):
                 load = load_average()
-                tool = start(name, env, kubeconfig, config_path, bundle.tls_cert, bundle.tls_key, r)
+                tool = start_tool(name, env, kubeconfig, config_path, bundle, r)
                 samples, image = one_run(
                     env,
                     tool,
@@ -157,24 +155,6 @@ def main() -> None:
                 "loads": [run["load"] for run in tool_runs],
             }
     save(args.out, results)
-
-
-def start(name: str, env: BenchEnv, kubeconfig: Path, config: Path, cert: Path, key: Path, run: int) -> Tool:
-    if name == "ours":
-        return Tool(
-            "ours",
-            [CLI, "run", "--kubeconfig", str(kubeconfig), *webhook_flags(cert, key, free_port())],
-            _env({"CONFIG_FILE": str(config)}),
-            env.workdir / f"ours-{run}.log",
-        )
-    return Tool(
-        "upstream",
-        [str(UPSTREAM_BIN)],
-        _env(
-            {"CONFIG_FILE": str(config), "KUBECONFIG": str(kubeconfig), "NO_COLOR": "1", "RUST_LOG": "info"}
-        ),
-        env.workdir / f"upstream-{run}.log",
-    )
 
 
 if __name__ == "__main__":

@@ -172,9 +172,22 @@ def upstream_table(data: dict[str, Any]) -> str:
         ["registry requests per cycle", *ratio("registry_requests_per_cycle", lambda v: f"{v:g}")],
         ["API requests per cycle (net of idle)", api(ours), api(theirs), ""],
         ["peak RSS", *ratio("rss", mib, lambda r: r["rss_kib"]["VmHWM"])],
-        ["push to first new ReplicaSet", *ratio("push_to_first_rollout_seconds", ms)],
         ["schedule tick to all new ReplicaSets", *ratio("tick_to_all_rollouts_seconds", ms)],
     ]
+    per_run = data.get("cycle_ratio_per_run")
+    if per_run:
+        rows.insert(
+            1,
+            [
+                "cycle, upstream / ours per run (range)",
+                "",
+                "",
+                f"{statistics.median(per_run):.1f}x ({min(per_run):.1f}-{max(per_run):.1f},"
+                f" {len(per_run)} runs)",
+            ],
+        )
+        loads = ", ".join(f"{x:g}" for x in ours.get("loads", []) + theirs.get("loads", []))
+        rows.append(["1-min load at each run's start (ours, then upstream)", loads, "", ""])
     return table(
         [
             f"{data['workloads']} Deployments x 1 pod, {data['images']} images",
