@@ -9,11 +9,12 @@ Registry errors never make either.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from autorollout.annotations import format_recorded
+from autorollout.annotations import format_recorded, parse_recorded
 from autorollout.registry.errors import RegistryError
 from autorollout.registry.manifests import ManifestDigest
 from reconciler.pods import PodReport
@@ -88,9 +89,14 @@ class WorkloadPlan:
     errors: tuple[ContainerVerdict, ...] = field(default=())
 
 
+# Recorded values repeat across workloads (one per image and digest) and across cycles.
+_parse_recorded = functools.lru_cache(maxsize=65_536)(parse_recorded)
+
+
 def recorded_digest(workload: Workload, container: ContainerSpec) -> str | None:
     """The digest recorded for this container, if the record is for the image the spec names now."""
-    parsed = workload.recorded_digests.get(container.name)
+    raw = workload.recorded.get(container.name)
+    parsed = _parse_recorded(raw) if raw is not None else None
     if parsed is None:
         return None
     image, digest = parsed

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from autorollout.annotations import DIGEST_PREFIX, KUBECTL_RESTARTED_AT, RESTARTED_AT, parse_recorded
+from autorollout.annotations import DIGEST_PREFIX, KUBECTL_RESTARTED_AT, RESTARTED_AT
 from autorollout.errors import AutorolloutError
 from autorollout.templates import TemplateError, template_containers
 
@@ -66,15 +66,11 @@ class Workload:
     # Pods the workload wants: spec.replicas, or a DaemonSet's status.desiredNumberScheduled (None: not
     # reported yet). Zero means nothing runs, so adoption needs no pod to tell what runs.
     desired_pods: int | None = None
-    # Derived once per record (a record lives across many cycles; planning reads these every cycle).
+    # Derived once per record: a record lives across many cycles, and planning reads it often.
     key: WorkloadKey = field(init=False, repr=False, compare=False)
-    # container name -> (image, digest) of the `recorded` values that parse
-    recorded_digests: dict[str, tuple[str, str]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key", WorkloadKey(self.kind, self.namespace, self.name))
-        parsed = {name: parse_recorded(value) for name, value in self.recorded.items()}
-        object.__setattr__(self, "recorded_digests", {n: p for n, p in parsed.items() if p is not None})
 
     def container(self, name: str) -> ContainerSpec | None:
         for spec in self.containers:
