@@ -379,8 +379,42 @@ def admission_profile_table(data: dict[str, Any]) -> str:
     return table(["in process, one warm review, no TLS", "CPU per request (range)"], rows)
 
 
+def rollouts_table(data: dict[str, Any]) -> str:
+    floor = data["floors"]["api_patch_seconds"]
+    rows = []
+    for scale in data["scales"]:
+        moved = scale["moved"]
+        n = moved["outcomes"].get("rolled-out", 0)
+        rows.append(
+            [
+                f"{scale['workloads']:,}",
+                f"{n:,}",
+                ms(moved["cycle_seconds"]),
+                ms(floor),
+                ms(n * floor),
+                f"{moved['cycle_seconds'] / (n * floor):.2f}x" if n else "-",
+                _api(moved["api_requests"]),
+                f"{data['machine'].get('load_at_start', '?')}",
+            ]
+        )
+    header = [
+        "workloads",
+        "rollouts",
+        "cycle that rolls them out",
+        "floor: one PATCH",
+        "floor: PATCHes in series",
+        "cycle / floor in series",
+        "API requests",
+        "1-min load at start",
+    ]
+    return table(header, rows)
+
+
 def main() -> None:
     blocks: dict[str, str] = {}
+    rollouts = _load("rollouts")
+    if rollouts:
+        blocks["rollouts"] = rollouts_table(rollouts)
     push = _load("push")
     if push:
         blocks["push"] = push_table(push)
