@@ -379,25 +379,13 @@ def admission_profile_table(data: dict[str, Any]) -> str:
     return table(["in process, one warm review, no TLS", "CPU per request (range)"], rows)
 
 
-def rollouts_table(data: dict[str, Any]) -> str:
-    floor = data["floors"]["api_patch_seconds"]
+def rollouts_table(data: dict[str, Any], before: dict[str, Any] | None) -> str:
     rows = []
-    for scale in data["scales"]:
-        moved = scale["moved"]
-        n = moved["outcomes"].get("rolled-out", 0)
-        rows.append(
-            [
-                f"{scale['workloads']:,}",
-                f"{n:,}",
-                ms(moved["cycle_seconds"]),
-                ms(floor),
-                ms(n * floor),
-                f"{moved['cycle_seconds'] / (n * floor):.2f}x" if n else "-",
-                _api(moved["api_requests"]),
-                f"{data['machine'].get('load_at_start', '?')}",
-            ]
-        )
+    for label, found in (("before (one after another)", before), ("now (concurrent)", data)):
+        if found is not None:
+            rows += _rollout_rows(label, found)
     header = [
+        "acting",
         "workloads",
         "rollouts",
         "cycle that rolls them out",
@@ -410,11 +398,33 @@ def rollouts_table(data: dict[str, Any]) -> str:
     return table(header, rows)
 
 
+def _rollout_rows(label: str, data: dict[str, Any]) -> list[list[str]]:
+    floor = data["floors"]["api_patch_seconds"]
+    rows = []
+    for scale in data["scales"]:
+        moved = scale["moved"]
+        n = moved["outcomes"].get("rolled-out", 0)
+        rows.append(
+            [
+                label,
+                f"{scale['workloads']:,}",
+                f"{n:,}",
+                ms(moved["cycle_seconds"]),
+                ms(floor),
+                ms(n * floor),
+                f"{moved['cycle_seconds'] / (n * floor):.2f}x" if n else "-",
+                _api(moved["api_requests"]),
+                f"{data['machine'].get('load_at_start', '?')}",
+            ]
+        )
+    return rows
+
+
 def main() -> None:
     blocks: dict[str, str] = {}
     rollouts = _load("rollouts")
     if rollouts:
-        blocks["rollouts"] = rollouts_table(rollouts)
+        blocks["rollouts"] = rollouts_table(rollouts, _load("rollouts-before"))
     push = _load("push")
     if push:
         blocks["push"] = push_table(push)
