@@ -6,7 +6,7 @@ moves the tag `--pushes` times, each push at a random offset to the schedule's t
 push (its last blob and manifest written) to the Deployment's new ReplicaSet. Runs alternate
 ours, upstream, ours, ... (`--runs` of each), so a change in the machine's load hits both.
 
-Usage: python -m bench.push [--runs 3] [--pushes 10] [--cron 5] [--out push]
+Usage: python -m bench.push [--runs 3] [--pushes 10] [--cron 5] [--out push] [--tools ours,upstream]
 """
 
 from __future__ import annotations
@@ -98,8 +98,10 @@ def main() -> None:
     parser.add_argument("--pushes", type=int, default=10)
     parser.add_argument("--cron", type=int, default=5)
     parser.add_argument("--out", default="push")
+    parser.add_argument("--tools", default="ours,upstream", help="comma-separated: ours, upstream")
     args = parser.parse_args()
-    if not UPSTREAM_BIN.exists():
+    tools = [t for t in args.tools.split(",") if t]
+    if "upstream" in tools and not UPSTREAM_BIN.exists():
         raise SystemExit(f"{UPSTREAM_BIN} missing: run bench/install-upstream.sh")
     rng = random.Random(18)
     with bench_env(kubelet_namespaces=(NAMESPACE,)) as env:
@@ -123,9 +125,9 @@ def main() -> None:
             )
         )
         bundle = write_bundle(env.workdir / "tls", ["localhost"], ["127.0.0.1"])
-        runs: dict[str, list[dict[str, Any]]] = {"ours": [], "upstream": []}
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in tools}
         for r in range(args.runs):
-            for name in ("ours", "upstream") if r % 2 == 0 else ("upstream", "ours"):
+            for name in tools if r % 2 == 0 else tools[::-1]:
                 load = load_average()
                 tool = start_tool(name, env, kubeconfig, config_path, bundle, r)
                 samples, image = one_run(
