@@ -164,7 +164,13 @@ class Actuator:
 
         task = asyncio.create_task(emit(), name=f"event {workload.key}")
         self._event_tasks.add(task)
-        task.add_done_callback(self._event_tasks.discard)
+        task.add_done_callback(self._event_done)
+
+    def _event_done(self, task: asyncio.Task[bool]) -> None:
+        self._event_tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # The recorder logs API failures itself; anything else is a bug, logged and not raised.
+            log.error("event not recorded", exc_info=exc, extra={"fields": {"task": task.get_name()}})
 
     def _ops(self, workload: Workload, action: Rollout | Adoption) -> JsonPatch:
         if isinstance(action, Rollout):
