@@ -68,15 +68,17 @@ def one_run(
             offset = rng.uniform(0, cron)
             now = time.time()
             time.sleep((offset - now % cron) % cron)
-            before = _replicasets(env)
+            before, started = _replicasets(env), env.kubelet.started_pods
             (image,) = move_tags(env.registry, [image], seed=seed * 1000 + n)
             pushed = time.time()
             latency = _wait("new ReplicaSet", lambda b=before: _replicasets(env) > b, cron * 4 + 30)
+            # The next push waits for the new pod to run: upstream compares the tag with what the
+            # pods report, and a pod started after the next push would report that push's digest.
+            _wait("new pod running", lambda s=started: env.kubelet.started_pods > s, 60, 0.1)
             # the push itself took a little: its offset is when it became visible
             samples.append({"offset_seconds": round(pushed % cron, 3), "latency_seconds": latency})
             log(f"{tool.name}: +{pushed % cron:.2f} s into the tick: new ReplicaSet after {latency:.2f} s")
-            # let the rollout's own follow-ups (pods, the next cycle's adoption) settle
-            time.sleep(0.5)
+            time.sleep(0.5)  # let the rollout's own follow-ups settle
     finally:
         tool.stop()
     return samples, image
