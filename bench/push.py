@@ -2,7 +2,8 @@
 
 One labeled Deployment (one replica, run by the simulated node), the same upstream-format config file
 and `*/5 * * * * *` schedule for both tools. A run starts one tool, lets its first cycle pass, then
-moves the tag `--pushes` times, each push at a random offset to the schedule's tick, and times the
+moves the tag `--pushes` times, each push at a random offset to the schedule's tick (the same
+offsets for both tools within a run), and times the
 push (its last blob and manifest written) to the Deployment's new ReplicaSet. Runs alternate
 ours, upstream, ours, ... (`--runs` of each), so a change in the machine's load hits both.
 
@@ -65,7 +66,7 @@ def one_run(
         _wait(f"{tool.name}: first cycle", lambda: len(cycles_of(tool)) >= 1, 120, 0.2)
         samples = []
         for n in range(pushes):
-            offset = rng.uniform(0, cron)
+            offset = rng.uniform(0, cron)  # the same offsets for both tools of a run (same seed)
             now = time.time()
             time.sleep((offset - now % cron) % cron)
             before, started = _replicasets(env), env.kubelet.started_pods
@@ -76,7 +77,15 @@ def one_run(
             # pods report, and a pod started after the next push would report that push's digest.
             _wait("new pod running", lambda s=started: env.kubelet.started_pods > s, 60, 0.1)
             # the push itself took a little: its offset is when it became visible
-            samples.append({"offset_seconds": round(pushed % cron, 3), "latency_seconds": latency})
+            # from the first tick after the push: what is left once the wait for the tick is taken out
+            after_tick = latency - (cron - pushed % cron)
+            samples.append(
+                {
+                    "offset_seconds": round(pushed % cron, 3),
+                    "latency_seconds": latency,
+                    "after_tick_seconds": after_tick,
+                }
+            )
             log(f"{tool.name}: +{pushed % cron:.2f} s into the tick: new ReplicaSet after {latency:.2f} s")
             time.sleep(0.5)  # let the rollout's own follow-ups settle
     finally:
@@ -87,6 +96,7 @@ def one_run(
 def summary(samples: list[dict[str, float]]) -> dict[str, float]:
     latencies = [s["latency_seconds"] for s in samples]
     return {
+        "after_tick_median_seconds": statistics.median(s["after_tick_seconds"] for s in samples),
         "median_seconds": statistics.median(latencies),
         "max_seconds": max(latencies),
         "min_seconds": min(latencies),
@@ -105,7 +115,6 @@ def main() -> None:
     tools = [t for t in args.tools.split(",") if t]
     if "upstream" in tools and not UPSTREAM_BIN.exists():
         raise SystemExit(f"{UPSTREAM_BIN} missing: run bench/install-upstream.sh")
-    rng = random.Random(18)
     with bench_env(kubelet_namespaces=(NAMESPACE,)) as env:
         (image,) = push_images(env.registry, "bench/push", 1, seed=18)
         env.fleet(NAMESPACE, [image], 0, 1, replicas=1)
@@ -139,7 +148,7 @@ def main() -> None:
                     image,
                     pushes=args.pushes,
                     cron=args.cron,
-                    rng=rng,
+                    rng=random.Random(18 + r),
                     seed=100 * r + (1 if name == "ours" else 2),
                 )
                 runs[name].append({"load": round(load, 2), "samples": samples, **summary(samples)})

@@ -56,6 +56,11 @@ def main() -> None:
             f"{push['upstream']['median_seconds']:.2f} s ({push['upstream']['max_seconds']:.2f} s)",
         ),
         (
+            "  of which after the first tick that follows the push, median",
+            f"{push['ours']['after_tick_median_seconds']:.2f} s",
+            f"{push['upstream']['after_tick_median_seconds']:.2f} s",
+        ),
+        (
             "admission, warm, 16 conn.: req/s, share of raw ASGI",
             f"{warm:,.0f}/s, {warm / bare:.0%} of {bare:,.0f}/s",
             "(upstream has no webhook)",

@@ -332,6 +332,12 @@ def push_table(data: dict[str, Any]) -> str:
             f"{upstream['max_seconds']:.2f} s",
             f"{upstream['max_seconds'] / ours['max_seconds']:.2f}x",
         ],
+        [
+            "from the first tick after the push, median",
+            f"{ours['after_tick_median_seconds']:.2f} s",
+            f"{upstream['after_tick_median_seconds']:.2f} s",
+            f"{upstream['after_tick_median_seconds'] / ours['after_tick_median_seconds']:.2f}x",
+        ],
         ["per-run medians (range)", _spread(ours["run_medians"]), _spread(upstream["run_medians"]), ""],
         ["per-run maxima (range)", _spread(ours["run_maxima"]), _spread(upstream["run_maxima"]), ""],
         ["pushes (runs x pushes)", str(ours["pushes"]), str(upstream["pushes"]), ""],
