@@ -87,21 +87,27 @@ kube-versions:
 demo: system-deps venv cluster-binaries
 	$(PY) scripts/demo.py
 
-## Every table of docs/benchmarks.md (about 30 min on 2 cores; best on an idle machine), then the docs.
-bench: venv cluster-binaries
+## Every table of docs/benchmarks.md (about 45 min on 2 cores; best on an idle machine), then the docs.
+bench: system-deps venv cluster-binaries
 	bench/install-upstream.sh
 	$(PY) -m bench.reconcile
 	$(PY) -m bench.upstream
 	$(PY) -m bench.upstream --workloads 1000 --images 200 --out upstream-1000
 	$(PY) -m bench.push_events
+	$(PY) -m bench.push
+	$(PY) -m bench.planning --out planning
 	$(PY) -m bench.admission
+	$(PY) -m bench.admission_profile --out admission-profile
 	$(PY) -m bench.startup
 	$(PY) -m bench.idle
 	$(PY) -m bench.report
 
-## The 100-workload reconcile benchmark of the test suite.
-bench-quick: venv cluster-binaries
-	$(PYTEST) tests/e2e/test_bench_quick.py -s
+## A quick side-by-side comparison with the upstream binary (about 4 min once that is built; the
+## build itself takes several minutes the first time), after the 100-workload reconcile test.
+bench-quick: system-deps venv cluster-binaries
+	bench/install-upstream.sh >/dev/null
+	$(PYTEST) tests/e2e/test_bench_quick.py -q
+	$(PY) -m bench.quick
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build site *.egg-info

@@ -28,19 +28,29 @@ from tests.harness.commands import webhook_flags
 from tests.harness.registry import free_port
 
 # Imported alone, in this order, each measured as the growth over what was imported before it.
+# In the order `run` needs them; after the libraries, our own modules (what each adds on top); last,
+# two that neither `run` nor `webhook` loads, for comparison.
 DEPENDENCIES = (
+    "ssl",
+    "asyncio",
     "pydantic",
     "yaml",
     "httpx",
-    "cryptography.x509",
+    "croniter",
+    "prometheus_client",
     "starlette.applications",
     "uvicorn",
     "uvloop",
-    "prometheus_client",
     "orjson",
-    "croniter",
-    "kubernetes.config",
     "jsonpatch",
+    "autorollout.config",
+    "autorollout.registry.client",
+    "autorollout.kube",
+    "webhook.app",
+    "reconciler.reconciler",
+    "autorollout.cli.run",
+    "cryptography.x509",
+    "kubernetes.config",
 )
 
 

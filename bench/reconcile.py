@@ -3,7 +3,9 @@ used tags moved. Per scale: cache fill and first cycle, steady-state cycles, the
 tags (patches), registry requests per cycle (registry access log), API requests (the client's counter),
 peak RSS of the reconciler process; and `kube-autorollout run` at the same scale (ready time, RSS).
 
-Usage: python -m bench.reconcile [--scales 100,1000,10000] [--unique 20,1000] [--repeat 3]
+Usage: python -m bench.reconcile [--scales 100,1000,10000] [--unique 20,1000] [--repeat 3] [--moved 0.05]
+500 rollouts in one cycle:
+  python -m bench.reconcile --scales 500 --images 1 --moved 1 --unique '' --out rollouts
 """
 
 from __future__ import annotations
@@ -91,7 +93,13 @@ class Worker:
 
 
 def measure_scale(
-    env: BenchEnv, namespace: str, images: list[Image], count: int, repeat: int, seed: int
+    env: BenchEnv,
+    namespace: str,
+    images: list[Image],
+    count: int,
+    repeat: int,
+    seed: int,
+    moved_share: float = 0.05,
 ) -> tuple[dict[str, Any], list[Image]]:
     """Cycles of a reconciler over `count` workloads; returns the results and the images after moving."""
     before = env.our_registry_requests()
@@ -100,7 +108,7 @@ def measure_scale(
     first["registry_requests"] = env.our_registry_requests() - before
     steady = [worker.cycle() for _ in range(repeat)]
     used = images[: min(count, len(images))]
-    n_moved = max(1, round(0.05 * len(used)))
+    n_moved = max(1, round(moved_share * len(used)))
     moved = move_tags(env.registry, used[:n_moved], seed=seed)
     rolled = worker.cycle()
     expected = moved_workloads(count, images, moved)
@@ -137,6 +145,7 @@ def main() -> None:
     parser.add_argument("--unique", default="20,1000", help="unique-image counts at 1,000 workloads")
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--moved", type=float, default=0.05, help="share of the used tags moved")
     parser.add_argument("--out", default="reconcile")
     args = parser.parse_args()
     scales = [int(s) for s in args.scales.split(",") if s]
@@ -158,7 +167,9 @@ def main() -> None:
                     "api_patch_seconds": env.patch_floor("scale", "w-00000"),
                 }
                 log(f"floors: {results['floors']}")
-            scale, images = measure_scale(env, "scale", images, count, args.repeat, seed=10 + i)
+            scale, images = measure_scale(
+                env, "scale", images, count, args.repeat, seed=10 + i, moved_share=args.moved
+            )
             scale["create_seconds"] = seconds
             results["scales"].append(scale)
             run = measure_run(

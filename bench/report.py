@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.idle import DEPENDENCIES
-from bench.push_events import push_table
+from bench.push_events import push_table as push_events_table
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -173,9 +173,22 @@ def upstream_table(data: dict[str, Any]) -> str:
         ["registry requests per cycle", *ratio("registry_requests_per_cycle", lambda v: f"{v:g}")],
         ["API requests per cycle (net of idle)", api(ours), api(theirs), ""],
         ["peak RSS", *ratio("rss", mib, lambda r: r["rss_kib"]["VmHWM"])],
-        ["push to first new ReplicaSet", *ratio("push_to_first_rollout_seconds", ms)],
         ["schedule tick to all new ReplicaSets", *ratio("tick_to_all_rollouts_seconds", ms)],
     ]
+    per_run = data.get("cycle_ratio_per_run")
+    if per_run:
+        rows.insert(
+            1,
+            [
+                "cycle, upstream / ours per run (range)",
+                "",
+                "",
+                f"{statistics.median(per_run):.1f}x ({min(per_run):.1f}-{max(per_run):.1f},"
+                f" {len(per_run)} runs)",
+            ],
+        )
+        loads = ", ".join(f"{x:g}" for x in ours.get("loads", []) + theirs.get("loads", []))
+        rows.append(["1-min load at each run's start (ours, then upstream)", loads, "", ""])
     return table(
         [
             f"{data['workloads']} Deployments x 1 pod, {data['images']} images",
@@ -301,8 +314,133 @@ def idle_tables(after: dict[str, Any], before: dict[str, Any] | None) -> dict[st
     }
 
 
+def _spread(values: list[float]) -> str:
+    return f"{min(values):.2f}-{max(values):.2f} s"
+
+
+def push_table(data: dict[str, Any]) -> str:
+    ours, upstream = data["ours"], data["upstream"]
+    rows = [
+        [
+            "median of every push",
+            f"{ours['median_seconds']:.2f} s",
+            f"{upstream['median_seconds']:.2f} s",
+            f"{upstream['median_seconds'] / ours['median_seconds']:.2f}x",
+        ],
+        [
+            "max of every push",
+            f"{ours['max_seconds']:.2f} s",
+            f"{upstream['max_seconds']:.2f} s",
+            f"{upstream['max_seconds'] / ours['max_seconds']:.2f}x",
+        ],
+        [
+            "from the first tick after the push, median",
+            f"{ours['after_tick_median_seconds']:.2f} s",
+            f"{upstream['after_tick_median_seconds']:.2f} s",
+            f"{upstream['after_tick_median_seconds'] / ours['after_tick_median_seconds']:.2f}x",
+        ],
+        ["per-run medians (range)", _spread(ours["run_medians"]), _spread(upstream["run_medians"]), ""],
+        ["per-run maxima (range)", _spread(ours["run_maxima"]), _spread(upstream["run_maxima"]), ""],
+        ["pushes (runs x pushes)", str(ours["pushes"]), str(upstream["pushes"]), ""],
+        [
+            "1-min load at each run's start",
+            ", ".join(f"{x:g}" for x in ours["loads"]),
+            ", ".join(f"{x:g}" for x in upstream["loads"]),
+            "",
+        ],
+    ]
+    header = [
+        f"push -> new ReplicaSet, cron every {data['cron_seconds']} s",
+        "ours (`run`)",
+        f"upstream {data['upstream_version']}",
+        "upstream / ours",
+    ]
+    return table(header, rows)
+
+
+def planning_table(data: dict[str, Any]) -> str:
+    low, high = data["range_seconds"]
+    rows = [
+        [
+            f"{data['workloads']:,} workloads, {data['images']} images",
+            f"{data['median_seconds'] * 1000:,.0f} ms ({low * 1000:,.0f}-{high * 1000:,.0f})",
+            f"{data['per_workload_us']:.1f} µs",
+            f"{data['load']:g}",
+        ]
+    ]
+    return table(["in process, CPU", "one planning pass (range)", "per workload", "1-min load"], rows)
+
+
+def admission_profile_table(data: dict[str, Any]) -> str:
+    variants = data["variants"]
+    names = {
+        "bare": "uvicorn's HttpToolsProtocol + fixed-answer ASGI app (the ceiling's code)",
+        "bare+limits": "the webhook's LimitedHttpToolsProtocol + the same fixed answer",
+        "webhook": "LimitedHttpToolsProtocol + the webhook's app, warm cache",
+        "review": "`AdmissionReviewer.review(body)` alone (no HTTP)",
+    }
+    rows = [
+        [names[k], f"{v['cpu_us_per_request']:.0f} µs ({v['range_us'][0]:.0f}-{v['range_us'][1]:.0f})"]
+        for k, v in variants.items()
+    ]
+    return table(["in process, one warm review, no TLS", "CPU per request (range)"], rows)
+
+
+def rollouts_table(data: dict[str, Any], before: dict[str, Any] | None) -> str:
+    rows = []
+    for label, found in (("before (one after another)", before), ("now (concurrent)", data)):
+        if found is not None:
+            rows += _rollout_rows(label, found)
+    header = [
+        "acting",
+        "workloads",
+        "rollouts",
+        "cycle that rolls them out",
+        "floor: one PATCH",
+        "floor: PATCHes in series",
+        "cycle / floor in series",
+        "API requests",
+        "1-min load at start",
+    ]
+    return table(header, rows)
+
+
+def _rollout_rows(label: str, data: dict[str, Any]) -> list[list[str]]:
+    floor = data["floors"]["api_patch_seconds"]
+    rows = []
+    for scale in data["scales"]:
+        moved = scale["moved"]
+        n = moved["outcomes"].get("rolled-out", 0)
+        rows.append(
+            [
+                label,
+                f"{scale['workloads']:,}",
+                f"{n:,}",
+                ms(moved["cycle_seconds"]),
+                ms(floor),
+                ms(n * floor),
+                f"{moved['cycle_seconds'] / (n * floor):.2f}x" if n else "-",
+                _api(moved["api_requests"]),
+                f"{data['machine'].get('load_at_start', '?')}",
+            ]
+        )
+    return rows
+
+
 def main() -> None:
     blocks: dict[str, str] = {}
+    rollouts = _load("rollouts")
+    if rollouts:
+        blocks["rollouts"] = rollouts_table(rollouts, _load("rollouts-before"))
+    push = _load("push")
+    if push:
+        blocks["push"] = push_table(push)
+    planning = _load("planning")
+    if planning:
+        blocks["planning"] = planning_table(planning)
+    profile = _load("admission-profile")
+    if profile:
+        blocks["admission-profile"] = admission_profile_table(profile)
     reconcile = _load("reconcile")
     if reconcile:
         blocks.update(reconcile_tables(reconcile))
@@ -328,9 +466,9 @@ def main() -> None:
                 ["runs", str(len(startup["runs"]))],
             ],
         )
-    push = _load("push-events")
-    if push:
-        blocks["push"] = push_table(push)
+    push_events = _load("push-events")
+    if push_events:
+        blocks["push-events"] = push_events_table(push_events)
     idle = _load("idle")
     if idle:
         blocks.update(idle_tables(idle, _load("idle-before")))

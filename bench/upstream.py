@@ -3,12 +3,13 @@
 Both tools get the same upstream-format config file (CONFIG_FILE) and a kubeconfig whose context
 namespace is the benchmark namespace (upstream works in its client's default namespace). Upstream
 needs running pods (it reads `containerStatuses[].imageID`): the Deployments have one replica each,
-run by the simulated node. Ours runs first (`kube-autorollout run`), then upstream, one at a time, so
-neither rolls out the other's work. Per tool: cycle time, registry requests per cycle (access log, by
-User-Agent), API requests per cycle (the API server's apiserver_request_total, by user), peak RSS,
-and time from a tag push to the new ReplicaSets.
+run by the simulated node. The tools run one at a time, so neither rolls out the other's work, in
+`--runs` interleaved rounds (ours, upstream, upstream, ours, ...); the figures are medians over
+runs. Per tool: cycle time, registry requests per cycle (access log, by User-Agent), API requests
+per cycle (the API server's apiserver_request_total, by user), peak RSS, and time from a tag push
+to the new ReplicaSets.
 
-Usage: python -m bench.upstream [--workloads 200] [--images 50] [--cycles 3]
+Usage: python -m bench.upstream [--workloads 200] [--images 50] [--cycles 3] [--runs 3]
 Needs the binary: scripts in bench/README.md (`cargo install kube-autorollout --version ...`).
 """
 
@@ -34,7 +35,7 @@ import yaml
 from autorollout.kube.paths import workload_collection
 from bench.env import BenchEnv, bench_env, log, save
 from bench.fleet import Image, move_tags, push_images
-from bench.proc import memory_kib
+from bench.proc import load_average, memory_kib
 from certs.mint import write_bundle
 from tests.harness.commands import webhook_flags
 from tests.harness.registry import free_port
@@ -213,11 +214,35 @@ def measure(
     return result, [*moved, *images[1:]]
 
 
+def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over runs (peak RSS: the highest), with each run's load."""
+    keys = [k for k, v in runs[0].items() if isinstance(v, int | float) and k != "load"]
+    found: dict[str, Any] = {k: statistics.median(r[k] for r in runs) for k in keys}
+    found["apiserver_requests_per_cycle"] = {
+        k: statistics.median(r["apiserver_requests_per_cycle"].get(k, 0) for r in runs)
+        for k in {k for r in runs for k in r["apiserver_requests_per_cycle"]}
+    }
+    found["rss_kib"] = {"VmHWM": max(r["rss_kib"]["VmHWM"] for r in runs)}
+    found["loads"] = [r["load"] for r in runs]
+    found["cycle_medians"] = [r["cycle_median_seconds"] for r in runs]
+    return found
+
+
+def start_tool(name: str, env: BenchEnv, kubeconfig: Path, config: Path, bundle: Any, run: int) -> Tool:
+    if name == "ours":
+        argv = [CLI, "run", "--kubeconfig", str(kubeconfig)]
+        argv += webhook_flags(bundle.tls_cert, bundle.tls_key, free_port())
+        return Tool("ours", argv, _env({"CONFIG_FILE": str(config)}), env.workdir / f"ours-{run}.log")
+    extra = {"CONFIG_FILE": str(config), "KUBECONFIG": str(kubeconfig), "NO_COLOR": "1", "RUST_LOG": "info"}
+    return Tool("upstream", [str(UPSTREAM_BIN)], _env(extra), env.workdir / f"upstream-{run}.log")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workloads", type=int, default=200)
     parser.add_argument("--images", type=int, default=50)
     parser.add_argument("--cycles", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=3, help="runs of each tool, interleaved")
     parser.add_argument("--out", default="upstream")
     args = parser.parse_args()
     if not UPSTREAM_BIN.exists():
@@ -255,59 +280,35 @@ def main() -> None:
         results["upstream_version"] = UPSTREAM_VERSION
 
         bundle = write_bundle(env.workdir / "tls", ["localhost"], ["127.0.0.1"])
-        ours = Tool(
-            "ours",
-            [
-                CLI,
-                "run",
-                "--kubeconfig",
-                str(kubeconfig),
-                *webhook_flags(bundle.tls_cert, bundle.tls_key, free_port()),
-            ],
-            _env({"CONFIG_FILE": str(config_path)}),
-            env.workdir / "ours.log",
-        )
-        try:
-            results["ours"], images = measure(
-                env,
-                ours,
-                our_cycles,
-                namespace=namespace,
-                images=images,
-                workloads=args.workloads,
-                cycles=args.cycles,
-                agent="kube-autorollout/",
-                seed=21,
-            )
-        finally:
-            ours.stop()
-        upstream = Tool(
-            "upstream",
-            [str(UPSTREAM_BIN)],
-            _env(
-                {
-                    "CONFIG_FILE": str(config_path),
-                    "KUBECONFIG": str(kubeconfig),
-                    "NO_COLOR": "1",
-                    "RUST_LOG": "info",
-                }
-            ),
-            env.workdir / "upstream.log",
-        )
-        try:
-            results["upstream"], images = measure(
-                env,
-                upstream,
-                upstream_cycles,
-                namespace=namespace,
-                images=images,
-                workloads=args.workloads,
-                cycles=args.cycles,
-                agent=None,
-                seed=22,
-            )
-        finally:
-            upstream.stop()
+        runs: dict[str, list[dict[str, Any]]] = {"ours": [], "upstream": []}
+        for r in range(args.runs):
+            # interleaved (ours, upstream, upstream, ours, ...): a change in the machine's load hits both
+            for name in ("ours", "upstream") if r % 2 == 0 else ("upstream", "ours"):
+                load = load_average()
+                tool = start_tool(name, env, kubeconfig, config_path, bundle, r)
+                try:
+                    result, images = measure(
+                        env,
+                        tool,
+                        our_cycles if name == "ours" else upstream_cycles,
+                        namespace=namespace,
+                        images=images,
+                        workloads=args.workloads,
+                        cycles=args.cycles,
+                        agent="kube-autorollout/" if name == "ours" else None,
+                        seed=20 + 10 * r + (1 if name == "ours" else 2),
+                    )
+                finally:
+                    tool.stop()
+                result["load"] = round(load, 2)
+                runs[name].append(result)
+        results["runs"] = runs
+        for name, tool_runs in runs.items():
+            results[name] = aggregate(tool_runs)
+        results["cycle_ratio_per_run"] = [
+            u["cycle_median_seconds"] / o["cycle_median_seconds"]
+            for o, u in zip(runs["ours"], runs["upstream"], strict=True)
+        ]
         results["floors"] = {"registry_head_seconds": env.head_floor(images[0])}
     save(args.out, results)
 

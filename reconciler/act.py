@@ -3,10 +3,14 @@
 A rejected `test` op (the workload changed since it was planned) is a CONFLICT outcome: the cycle
 re-reads that workload, observes and plans it again and hands the new plan back, a few times at most.
 Nothing here decides *whether* to roll; `plan` did.
+
+The cycle applies many plans at once; the token buckets alone pace the PATCHes. A rollout's Event is
+written in the background (`drain` waits for them), so the next PATCH does not wait for it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +39,7 @@ from reconciler.workload import Workload
 log = logging.getLogger("kube_autorollout.reconciler")
 
 MAX_ATTEMPTS = 4
+_EVENT_CONCURRENCY = 8
 _MAX_THROTTLED_ROUNDS = 2  # each round is the client's own 1 + 3 attempts
 
 
@@ -80,9 +85,27 @@ class Actuator:
         self._adoptions = adoptions
         self._max_attempts = max_attempts
         self._now = now
+        self._patching = 0
+        self._event_gate = asyncio.Semaphore(_EVENT_CONCURRENCY)
+        self._event_tasks: set[asyncio.Task[bool]] = set()
 
-    async def apply(self, plan: WorkloadPlan, *, attempts: int = 0) -> Outcome:
-        """Patch the workload as planned; `attempts` counts the patches sent for it before this plan."""
+    @property
+    def writing(self) -> bool:
+        """True while a PATCH is in flight or a rollout's Event is not written yet."""
+        return self._patching > 0 or bool(self._event_tasks)
+
+    async def drain(self) -> None:
+        """Wait until the Events of the rollouts done so far are written (or failed, which is logged)."""
+        while self._event_tasks:
+            await asyncio.wait(set(self._event_tasks))
+
+    async def apply(
+        self, plan: WorkloadPlan, *, attempts: int = 0, may_send: Callable[[], bool] = lambda: True
+    ) -> Outcome | None:
+        """Patch the workload as planned; `attempts` counts the patches sent for it before this plan.
+
+        None: `may_send` said no once the rate limiter let this patch go (the cycle is stopping).
+        """
         throttled = 0
         while True:
             action = plan.action
@@ -93,6 +116,9 @@ class Actuator:
             path = workload_path(workload.kind, workload.namespace, workload.name)
             bucket = self._rollouts if isinstance(action, Rollout) else self._adoptions
             await bucket.acquire()
+            if not may_send():
+                return None
+            self._patching += 1
             try:
                 patched = await self._kube.patch(path, self._ops(workload, action), JSON_PATCH)
             except (ConflictError, InvalidError) as exc:
@@ -117,17 +143,34 @@ class Actuator:
                 return Outcome(plan, Result.GONE, attempts)
             except (KubeApiError, KubeError) as exc:
                 return Outcome(plan, Result.FAILED, attempts, str(exc))
+            finally:
+                self._patching -= 1
             if isinstance(action, Adoption):
                 return Outcome(plan, Result.ADOPTED, attempts)
             new_rv = str((patched.get("metadata") or {}).get("resourceVersion") or workload.resource_version)
-            await self._events.emit(
-                workload,
-                type_="Normal",
-                reason=REASON_ROLLOUT,
-                message=rollout_message(action),
-                resource_version=new_rv,
-            )
+            self._emit_later(workload, rollout_message(action), new_rv)
             return Outcome(plan, Result.ROLLED_OUT, attempts)
+
+    def _emit_later(self, workload: Workload, message: str, resource_version: str) -> None:
+        async def emit() -> bool:
+            async with self._event_gate:
+                return await self._events.emit(
+                    workload,
+                    type_="Normal",
+                    reason=REASON_ROLLOUT,
+                    message=message,
+                    resource_version=resource_version,
+                )
+
+        task = asyncio.create_task(emit(), name=f"event {workload.key}")
+        self._event_tasks.add(task)
+        task.add_done_callback(self._event_done)
+
+    def _event_done(self, task: asyncio.Task[bool]) -> None:
+        self._event_tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # The recorder logs API failures itself; anything else is a bug, logged and not raised.
+            log.error("event not recorded", exc_info=exc, extra={"fields": {"task": task.get_name()}})
 
     def _ops(self, workload: Workload, action: Rollout | Adoption) -> JsonPatch:
         if isinstance(action, Rollout):

@@ -34,6 +34,9 @@ from reconciler.workload import RecordError, Workload
 BeforeAct = Callable[[WorkloadPlan], Awaitable[None]]
 # (index in the cycle's plans, plan, patches sent for that workload so far)
 _Pending = tuple[int, WorkloadPlan, int]
+# Plans acted on at once; the patch rate limit still paces what is sent. Enough to keep the API
+# server busy over its round trip at a lifted limit, few enough not to flood it.
+MAX_CONCURRENT_PATCHES = 16
 
 
 def _plans(observation: Observation) -> list[WorkloadPlan]:
@@ -41,7 +44,7 @@ def _plans(observation: Observation) -> list[WorkloadPlan]:
 
 
 class Cycle:
-    """Runs cycles over the workload cache; `in_patch` is true while a patch is in flight."""
+    """Runs cycles over the workload cache; `in_patch` is true while a write is in flight."""
 
     def __init__(
         self,
@@ -62,7 +65,11 @@ class Cycle:
         self._conflict_pause = conflict_pause
         self._pull_policies = PullPolicyWarnings()
         self.before_act = before_act
-        self.in_patch = False
+
+    @property
+    def in_patch(self) -> bool:
+        """A PATCH in flight or a rollout's Event not written yet: a stop lets the cycle finish them."""
+        return self._actuator.writing
 
     def _in_scope(self, images: Collection[ImageReference] | None) -> list[Workload]:
         workloads = self._cache.workloads()
@@ -114,27 +121,38 @@ class Cycle:
         outcomes: dict[int, Outcome] = {}
         pending: list[_Pending] = [(i, p, 0) for i, p in enumerate(report.plans) if p.action is not None]
         first_round = True
-        while pending:
-            conflicts: list[int] = []
-            for i, plan, attempts in pending:
-                if first_round and self.before_act is not None:
+        gate = asyncio.Semaphore(MAX_CONCURRENT_PATCHES)
+
+        def may_send() -> bool:
+            if not report.interrupted and should_stop():
+                report.interrupted = True
+            return not report.interrupted
+
+        async def act(i: int, plan: WorkloadPlan, attempts: int, first: bool) -> None:
+            async with gate:
+                if first and self.before_act is not None:
                     await self.before_act(plan)
-                if should_stop():
-                    report.interrupted = True
+                if not may_send():
+                    return
+                outcome = await self._actuator.apply(plan, attempts=attempts, may_send=may_send)
+            if outcome is None:
+                return
+            outcomes[i] = outcome
+            if outcome.result is not Result.CONFLICT:
+                log_outcome(outcome)
+
+        try:
+            while pending:
+                await asyncio.gather(*(act(i, plan, n, first_round) for i, plan, n in pending))
+                conflicts = [
+                    i for i, _, _ in pending if i in outcomes and outcomes[i].result is Result.CONFLICT
+                ]
+                if report.interrupted or not conflicts:
                     break
-                self.in_patch = True
-                try:
-                    outcomes[i] = await self._actuator.apply(plan, attempts=attempts)
-                finally:
-                    self.in_patch = False
-                if outcomes[i].result is Result.CONFLICT:
-                    conflicts.append(i)
-                else:
-                    log_outcome(outcomes[i])
-            if report.interrupted or not conflicts:
-                break
-            pending = await self._replan(conflicts, outcomes, fresh_after)
-            first_round = False
+                pending = await self._replan(conflicts, outcomes, fresh_after)
+                first_round = False
+        finally:
+            await self._actuator.drain()
         for i in sorted(outcomes):
             if outcomes[i].result is Result.CONFLICT:  # left by a stop before it was planned again
                 log_outcome(outcomes[i])

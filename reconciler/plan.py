@@ -9,6 +9,7 @@ Registry errors never make either.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -88,10 +89,14 @@ class WorkloadPlan:
     errors: tuple[ContainerVerdict, ...] = field(default=())
 
 
+# Recorded values repeat across workloads (one per image and digest) and across cycles.
+_parse_recorded = functools.lru_cache(maxsize=65_536)(parse_recorded)
+
+
 def recorded_digest(workload: Workload, container: ContainerSpec) -> str | None:
     """The digest recorded for this container, if the record is for the image the spec names now."""
     raw = workload.recorded.get(container.name)
-    parsed = parse_recorded(raw) if raw is not None else None
+    parsed = _parse_recorded(raw) if raw is not None else None
     if parsed is None:
         return None
     image, digest = parsed

@@ -6,7 +6,7 @@ Parsed from the API's raw JSON (dicts from orjson), never through typed client m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from autorollout.annotations import DIGEST_PREFIX, KUBECTL_RESTARTED_AT, RESTARTED_AT
@@ -66,10 +66,11 @@ class Workload:
     # Pods the workload wants: spec.replicas, or a DaemonSet's status.desiredNumberScheduled (None: not
     # reported yet). Zero means nothing runs, so adoption needs no pod to tell what runs.
     desired_pods: int | None = None
+    # Derived once per record: a record lives across many cycles, and planning reads it often.
+    key: WorkloadKey = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> WorkloadKey:
-        return WorkloadKey(self.kind, self.namespace, self.name)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", WorkloadKey(self.kind, self.namespace, self.name))
 
     def container(self, name: str) -> ContainerSpec | None:
         for spec in self.containers:

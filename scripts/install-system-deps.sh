@@ -18,6 +18,7 @@ command -v containerd >/dev/null || need+=(containerd)
 command -v iptables >/dev/null || need+=(iptables)
 file_is_static() { [[ -x "$1" ]] && ! ldd "$1" >/dev/null 2>&1; }
 file_is_static /bin/busybox || need+=(busybox-static)
+command -v wrk >/dev/null || need+=(wrk) # the HTTP load generator of bench/admission.py (make bench)
 ((${#need[@]})) || exit 0
 
 if [[ $(id -u) -ne 0 ]]; then
