@@ -137,5 +137,6 @@ class Actuator:
                 restarted_key=self._restarted_key,
                 restarted_at=format_restarted_at(self._now()),
                 stale=action.stale,
+                marks=action.marks,
             )
-        return adoption_patch(workload, action.records, stale=action.stale)
+        return adoption_patch(workload, action.records, stale=action.stale, marks=action.marks)

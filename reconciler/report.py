@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from autorollout import metrics
+from autorollout.policy.decide import WaitReason
 from autorollout.registry.errors import RegistryError
 from reconciler.act import Outcome, Result
 from reconciler.plan import Adoption, ContainerState, Rollout, WorkloadPlan
@@ -31,6 +32,7 @@ class CycleReport:
     api_requests: dict[str, int] = field(default_factory=dict)
     duration: float = 0.0
     interrupted: bool = False
+    in_flight: int = 0  # rollouts in flight when the cycle planned (counted only with a cap)
 
     def count(self, result: Result) -> int:
         return sum(1 for o in self.outcomes if o.result is result)
@@ -42,6 +44,11 @@ class CycleReport:
     @property
     def planned_rollouts(self) -> list[WorkloadPlan]:
         return [p for p in self.plans if isinstance(p.action, Rollout)]
+
+    @property
+    def pending(self) -> list[WorkloadPlan]:
+        """Plans whose moved tag the rollout policy holds back."""
+        return [p for p in self.plans if p.pending is not None]
 
     @property
     def planned_adoptions(self) -> list[WorkloadPlan]:
@@ -114,6 +121,29 @@ def log_plan(plan: WorkloadPlan, *, dry_run: bool) -> None:
             )
 
 
+def log_pending(plan: WorkloadPlan) -> None:
+    """One line per held rollout: what moved and why it waits."""
+    if plan.pending is None:
+        return
+    log.info(
+        "rollout pending: " + plan.pending.text(),
+        extra={
+            "fields": log_fields(
+                plan.workload,
+                reason=str(plan.pending.reason),
+                containers=[v.container.name for v in plan.verdicts if v.state is ContainerState.WILL_ROLL],
+            )
+        },
+    )
+
+
+def report_pending(plans: Sequence[WorkloadPlan]) -> None:
+    """The pending-rollouts gauge, by the first reason each waits for (a full cycle sees them all)."""
+    counts = Counter(p.pending.reason for p in plans if p.pending is not None)
+    for reason in WaitReason:
+        metrics.PENDING_ROLLOUTS.labels(reason=str(reason)).set(counts[reason])
+
+
 def log_outcome(outcome: Outcome) -> None:
     w = outcome.plan.workload
     if outcome.result is Result.ROLLED_OUT:
@@ -145,6 +175,7 @@ def log_summary(report: CycleReport) -> None:
                 "waiting_for_pods": states[ContainerState.WAITING],
                 "registry_errors": len(report.registry_errors),
                 "failed": report.count(Result.FAILED),
+                "pending": len(report.pending),
                 "interrupted": report.interrupted,
                 "duration_ms": round(report.duration * 1000, 1),
                 "api_requests": report.api_requests,

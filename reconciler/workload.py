@@ -7,10 +7,20 @@ Parsed from the API's raw JSON (dicts from orjson), never through typed client m
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, NamedTuple
 
-from autorollout.annotations import DIGEST_PREFIX, KUBECTL_RESTARTED_AT, RESTARTED_AT
+from autorollout.annotations import (
+    DIGEST_PREFIX,
+    KUBECTL_RESTARTED_AT,
+    POLICY_PREFIX,
+    RESTARTED_AT,
+    SEEN_PREFIX,
+    parse_timestamp,
+)
 from autorollout.errors import AutorolloutError
+from autorollout.policy.inflight import DONE, Progress, rollout_progress
+from autorollout.policy.model import RawPolicy, WorkloadPolicy, parse_policy
 from autorollout.templates import TemplateError, template_containers
 
 
@@ -66,6 +76,11 @@ class Workload:
     # Pods the workload wants: spec.replicas, or a DaemonSet's status.desiredNumberScheduled (None: not
     # reported yet). Zero means nothing runs, so adoption needs no pod to tell what runs.
     desired_pods: int | None = None
+    # The rollout policy annotations as written (sorted pairs; parsed once per distinct value), the
+    # settle marks (container -> `seen.kube-autorollout/<container>` value) and the rollout progress.
+    policy: RawPolicy = ()
+    seen: dict[str, str] | None = None
+    progress: Progress = DONE
 
     @property
     def key(self) -> WorkloadKey:
@@ -76,6 +91,22 @@ class Workload:
             if spec.name == name:
                 return spec
         return None
+
+    @property
+    def rollout_policy(self) -> WorkloadPolicy:
+        return parse_policy(self.policy)
+
+    def watched(self) -> tuple[ContainerSpec, ...]:
+        """The containers (init containers included) the rollout policy watches: all unless limited."""
+        if not self.policy:
+            return self.containers
+        policy = parse_policy(self.policy)
+        return tuple(c for c in self.containers if policy.watches(c.name))
+
+    def last_rollout(self) -> datetime | None:
+        """When the pod template was last restarted through a restartedAt annotation (ours or kubectl's)."""
+        stamps = [t for t in map(parse_timestamp, (self.restarted_at, self.kubectl_restarted_at)) if t]
+        return max(stamps) if stamps else None
 
     def label_selector(self) -> str:
         """The workload's pod selector in the API's `labelSelector` query syntax."""
@@ -139,11 +170,19 @@ def parse_workload(kind: str, obj: dict[str, Any]) -> Workload:
     if not isinstance(template, dict):
         raise RecordError(f"{kind} {namespace}/{name} has no spec.template")
     annotations = meta.get("annotations")
-    recorded = {
-        key[len(DIGEST_PREFIX) :]: value
-        for key, value in (annotations or {}).items()
-        if key.startswith(DIGEST_PREFIX) and isinstance(value, str)
-    }
+    recorded: dict[str, str] = {}
+    seen: dict[str, str] | None = None
+    policy: list[tuple[str, str]] = []
+    for key, value in (annotations or {}).items():
+        if not isinstance(value, str):
+            continue
+        if key.startswith(DIGEST_PREFIX):
+            recorded[key[len(DIGEST_PREFIX) :]] = value
+        elif key.startswith(POLICY_PREFIX):
+            policy.append((key, value))
+        elif key.startswith(SEEN_PREFIX):
+            seen = seen or {}
+            seen[key[len(SEEN_PREFIX) :]] = value
     template_meta = template.get("metadata")
     template_annotations = (template_meta or {}).get("annotations")
     labels, expressions = _selector(spec)
@@ -170,6 +209,9 @@ def parse_workload(kind: str, obj: dict[str, Any]) -> Workload:
         has_template_metadata=isinstance(template_meta, dict),
         has_template_annotations=isinstance(template_annotations, dict),
         desired_pods=_desired_pods(kind, obj),
+        policy=tuple(sorted(policy)),
+        seen=seen,
+        progress=rollout_progress(kind, obj),
     )
 
 
