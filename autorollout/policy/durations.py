@@ -20,7 +20,7 @@ def parse_duration(text: str) -> int:
     elif _WHOLE.fullmatch(value):
         seconds = sum(int(n) * _UNITS[unit] for n, unit in _PART.findall(value))
     else:
-        raise PolicyError("not a duration (expected e.g. 90s, 10m, 1h30m, 2d or whole seconds)")
+        raise PolicyError("not a duration (e.g. 90s, 10m, 1h30m)")
     if seconds > MAX_SECONDS:
         raise PolicyError("duration longer than 366 days")
     return seconds

@@ -77,12 +77,10 @@ def policy_annotations(annotations: Iterable[tuple[str, object]]) -> RawPolicy:
 def _names(value: str) -> frozenset[str]:
     names = [n.strip() for n in value.split(",") if n.strip()]
     if not names:
-        raise PolicyError("no container name given (comma-separated names expected)")
+        raise PolicyError("no container name given (comma-separated)")
     for name in names:
         if not _CONTAINER_NAME.fullmatch(name):
-            raise PolicyError(
-                "not a list of container names (lowercase letters, digits and '-', comma-separated)"
-            )
+            raise PolicyError("not a comma-separated list of container names")
     return frozenset(names)
 
 
@@ -103,7 +101,7 @@ def parse_policy(raw: RawPolicy) -> WorkloadPolicy:
     for key, value in raw:
         if key not in parsers:
             known = ", ".join(k.removeprefix(POLICY_PREFIX) for k in POLICY_KEYS)
-            problems.append(PolicyProblem(key, f"unknown policy annotation; expected one of: {known}"))
+            problems.append(PolicyProblem(key, f"unknown policy annotation; expected {known}"))
             continue
         name, parse = parsers[key]
         try:
@@ -112,7 +110,7 @@ def parse_policy(raw: RawPolicy) -> WorkloadPolicy:
             problems.append(PolicyProblem(key, str(exc)))
     if "include" in fields and "exclude" in fields:
         problems.append(
-            PolicyProblem(POLICY_EXCLUDE_CONTAINERS, f"ignored: {POLICY_CONTAINERS} is set too (use one)")
+            PolicyProblem(POLICY_EXCLUDE_CONTAINERS, "ignored: the containers annotation is set too")
         )
         del fields["exclude"]
     return WorkloadPolicy(**fields, problems=tuple(problems))  # type: ignore[arg-type]

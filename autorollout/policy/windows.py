@@ -58,22 +58,19 @@ def parse_window(text: str) -> Window:
     """`<minute> <hour> <day> <month> <weekday> <duration> <timezone>`; raises PolicyError."""
     fields = text.split()
     if len(fields) != 7:
-        raise PolicyError(
-            f"a window has {len(fields)} fields; expected 7: a 5-field cron start, a duration and an "
-            "IANA timezone, e.g. '0 2 * * 1-5 2h Europe/Berlin'"
-        )
+        raise PolicyError(f"a window has {len(fields)} fields; expected 7: cron (5), duration, zone")
     cron, duration, zone = " ".join(fields[:5]), fields[5], fields[6]
     try:
         spec = parse_cron(cron)
     except ValueError as exc:
-        raise PolicyError(f"window start: {exc}") from None
+        raise PolicyError(f"start: {exc}") from None
     seconds = parse_duration(duration)
     if seconds <= 0:
-        raise PolicyError("window duration must be longer than 0s")
+        raise PolicyError("duration must be longer than 0s")
     try:
         _zone(zone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise PolicyError("window timezone is not an IANA zone name (e.g. UTC, Europe/Berlin)") from None
+        raise PolicyError("timezone is not an IANA zone name (e.g. Europe/Berlin)") from None
     return Window(spec.croniter_expression, seconds, zone)
 
 

@@ -81,10 +81,10 @@ def test_before_the_fall_back_a_window_across_it_closes_after_its_elapsed_durati
     ("text", "message"),
     [
         ("0 2 * * * 1h", "has 6 fields; expected 7"),
-        ("0 25 * * * 1h UTC", "window start: invalid cron expression"),
+        ("0 25 * * * 1h UTC", "start: invalid cron expression"),
         ("0 2 * * * soon UTC", "not a duration"),
         ("0 2 * * * 0s UTC", "longer than 0s"),
-        ("0 2 * * * 1h Mars/Olympus", "not an IANA zone"),
+        ("0 2 * * * 1h Mars/Olympus", "not an IANA zone name"),
         ("0 2 * * * 1h UTC; nonsense", "window 2: a window has 1 fields"),
         (" ; ", "no window given"),
     ],
