@@ -16,6 +16,7 @@ __all__ = [
     "POLICY_EXCLUDE_CONTAINERS",
     "POLICY_KEYS",
     "POLICY_PREFIX",
+    "POLICY_SCHEDULE",
     "POLICY_SETTLE",
     "POLICY_WINDOWS",
     "RESTARTED_AT",
@@ -50,6 +51,8 @@ POLICY_PREFIX = "policy.kube-autorollout/"
 POLICY_CONTAINERS = POLICY_PREFIX + "containers"
 #: Comma-separated container names not to watch.
 POLICY_EXCLUDE_CONTAINERS = POLICY_PREFIX + "exclude-containers"
+#: This workload's own cron schedule (as `cronSchedule`), instead of the global one.
+POLICY_SCHEDULE = POLICY_PREFIX + "schedule"
 #: Rollout windows: `<5-field cron> <duration> <IANA zone>`, several separated by `;`.
 POLICY_WINDOWS = POLICY_PREFIX + "windows"
 #: How long the tag must have pointed at the new digest before it rolls out.
@@ -59,6 +62,7 @@ POLICY_COOLDOWN = POLICY_PREFIX + "cooldown"
 POLICY_KEYS = (
     POLICY_CONTAINERS,
     POLICY_EXCLUDE_CONTAINERS,
+    POLICY_SCHEDULE,
     POLICY_WINDOWS,
     POLICY_SETTLE,
     POLICY_COOLDOWN,

@@ -27,12 +27,12 @@ from reconciler.observe import Observation, Observer
 from reconciler.plan import WorkloadPlan, plan_cycle
 from reconciler.report import (
     CycleReport,
+    PendingGauge,
     PullPolicyWarnings,
     log_outcome,
     log_pending,
     log_plan,
     log_summary,
-    report_pending,
     report_registry_errors,
 )
 from reconciler.workload import RecordError, Workload
@@ -79,6 +79,7 @@ class Cycle:
         self._clock = clock
         self._windows = WindowMemo()
         self._policy_warnings = PolicyWarnings(events)
+        self._pending = PendingGauge()
 
     def _gate(self, observation: Observation, *, already_rolling: int = 0) -> GateResult:
         """Plan, then pass the plans through the rollout policy (settle, cooldown, windows, cap)."""
@@ -106,16 +107,20 @@ class Cycle:
         images: Collection[ImageReference] | None = None,
         dry_run: bool = False,
         should_stop: Callable[[], bool] = lambda: False,
+        due: Callable[[Workload], bool] | None = None,
     ) -> CycleReport:
-        """Observe, plan and (unless `dry_run`) act on the cached workloads, or those using `images`."""
+        """Observe, plan and (unless `dry_run`) act on the cached workloads, or those using `images`;
+        `due` (a scheduled cycle's) narrows the cached workloads to those whose schedule fired."""
         started = time.monotonic()
         # The cycle's start on the resolver's clock: no cached digest older than that is believed.
         fresh_after = self._observer.now()
         before = Counter(self._kube.requests)
         workloads = self._in_scope(images)
-        report = CycleReport(dry_run=dry_run, workloads=len(workloads))
         if images is None:
             metrics.WORKLOADS_IN_SCOPE.set(len(workloads))
+        if due is not None:
+            workloads = [w for w in workloads if due(w)]
+        report = CycleReport(dry_run=dry_run, workloads=len(workloads))
         self._pull_policies.check(workloads)
         observation = await self._observer.observe(workloads, fresh_after=fresh_after)
         report.unique_images = observation.unique_images
@@ -126,8 +131,7 @@ class Cycle:
         for plan in report.plans:
             log_plan(plan, dry_run=dry_run)
             log_pending(plan)
-        if images is None:
-            report_pending(report.plans)
+        self._pending.update(report.plans, self._cache)
         if not dry_run:
             await self._policy_warnings.warn(gated.problems)
             await warn_registry_errors(self._events, report.plans)

@@ -156,7 +156,7 @@ class PolicyWarnings:
 
     async def warn(self, problems: Sequence[tuple[Workload, PolicyProblem]]) -> None:
         for workload, problem in problems:
-            value = dict(workload.policy).get(problem.key, "")
+            value = dict(workload.policy_raw).get(problem.key, "")
             key = (workload.uid or str(workload.key), problem.key, value)
             if key in self._warned:
                 continue

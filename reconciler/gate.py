@@ -64,7 +64,7 @@ def _check(
             return replace(plan, action=replace(action, marks=marks)), {}
         return replace(plan, action=Adoption({}, (), marks)), {}
     gate = decide(
-        w.rollout_policy,
+        w.policy,
         defaults,
         moved={c.container: c.new for c in action.changes},
         seen=w.seen or {},
@@ -91,7 +91,7 @@ def apply_policy(
     """The plans after the rollout policy; `cluster` is every cached workload (for the in-flight cap),
     `already_rolling` rollouts started that `cluster` may not show yet."""
     memo = memo or WindowMemo()
-    problems = [(p.workload, problem) for p in plans for problem in p.workload.rollout_policy.problems]
+    problems = [(p.workload, problem) for p in plans for problem in p.workload.policy.problems]
     checked = [_check(p, defaults, now, memo) for p in plans]
     gated = [plan for plan, _ in checked]
     rolling = 0

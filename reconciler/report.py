@@ -13,8 +13,9 @@ from autorollout import metrics
 from autorollout.policy.decide import WaitReason
 from autorollout.registry.errors import RegistryError
 from reconciler.act import Outcome, Result
+from reconciler.cache import WorkloadCache
 from reconciler.plan import Adoption, ContainerState, Rollout, WorkloadPlan
-from reconciler.workload import Workload, log_fields
+from reconciler.workload import Workload, WorkloadKey, log_fields
 
 log = logging.getLogger("kube_autorollout.reconciler")
 
@@ -137,11 +138,24 @@ def log_pending(plan: WorkloadPlan) -> None:
     )
 
 
-def report_pending(plans: Sequence[WorkloadPlan]) -> None:
-    """The pending-rollouts gauge, by the first reason each waits for (a full cycle sees them all)."""
-    counts = Counter(p.pending.reason for p in plans if p.pending is not None)
-    for reason in WaitReason:
-        metrics.PENDING_ROLLOUTS.labels(reason=str(reason)).set(counts[reason])
+class PendingGauge:
+    """The pending-rollouts gauge by reason: each cycle updates the workloads it planned (a scheduled
+    cycle may plan only those whose schedule fired), workloads gone from the cache drop out."""
+
+    def __init__(self) -> None:
+        self._reasons: dict[WorkloadKey, WaitReason] = {}
+
+    def update(self, plans: Sequence[WorkloadPlan], cache: WorkloadCache) -> None:
+        for plan in plans:
+            if plan.pending is None:
+                self._reasons.pop(plan.workload.key, None)
+            else:
+                self._reasons[plan.workload.key] = plan.pending.reason
+        for key in [k for k in self._reasons if cache.get(k) is None]:
+            del self._reasons[key]
+        counts = Counter(self._reasons.values())
+        for reason in WaitReason:
+            metrics.PENDING_ROLLOUTS.labels(reason=str(reason)).set(counts[reason])
 
 
 def log_outcome(outcome: Outcome) -> None:

@@ -20,7 +20,7 @@ from autorollout.annotations import (
 )
 from autorollout.errors import AutorolloutError
 from autorollout.policy.inflight import DONE, Progress, rollout_progress
-from autorollout.policy.model import RawPolicy, WorkloadPolicy, parse_policy
+from autorollout.policy.model import NO_POLICY, RawPolicy, WorkloadPolicy, parse_policy
 from autorollout.templates import TemplateError, template_containers
 
 
@@ -76,9 +76,12 @@ class Workload:
     # Pods the workload wants: spec.replicas, or a DaemonSet's status.desiredNumberScheduled (None: not
     # reported yet). Zero means nothing runs, so adoption needs no pod to tell what runs.
     desired_pods: int | None = None
-    # The rollout policy annotations as written (sorted pairs; parsed once per distinct value), the
-    # settle marks (container -> `seen.kube-autorollout/<container>` value) and the rollout progress.
-    policy: RawPolicy = ()
+    # The rollout policy (parsed once per distinct set of annotation values, shared), the raw values
+    # only when one is invalid (the Warning Event names it), the watched containers when not all,
+    # the settle marks (container -> `seen.kube-autorollout/<container>` value), the rollout progress.
+    policy: WorkloadPolicy = NO_POLICY
+    policy_raw: RawPolicy = ()
+    watching: tuple[ContainerSpec, ...] | None = None
     seen: dict[str, str] | None = None
     progress: Progress = DONE
 
@@ -92,16 +95,9 @@ class Workload:
                 return spec
         return None
 
-    @property
-    def rollout_policy(self) -> WorkloadPolicy:
-        return parse_policy(self.policy)
-
     def watched(self) -> tuple[ContainerSpec, ...]:
         """The containers (init containers included) the rollout policy watches: all unless limited."""
-        if not self.policy:
-            return self.containers
-        policy = parse_policy(self.policy)
-        return tuple(c for c in self.containers if policy.watches(c.name))
+        return self.containers if self.watching is None else self.watching
 
     def last_rollout(self) -> datetime | None:
         """When the pod template was last restarted through a restartedAt annotation (ours or kubectl's)."""
@@ -186,6 +182,12 @@ def parse_workload(kind: str, obj: dict[str, Any]) -> Workload:
     template_meta = template.get("metadata")
     template_annotations = (template_meta or {}).get("annotations")
     labels, expressions = _selector(spec)
+    containers = _containers(f"{kind} {namespace}/{name}", template.get("spec") or {})
+    raw = tuple(sorted(policy))
+    rules = parse_policy(raw)
+    watching = None
+    if rules.include is not None or rules.exclude:
+        watching = tuple(c for c in containers if rules.watches(c.name))
     return Workload(
         kind=kind,
         namespace=namespace,
@@ -194,7 +196,7 @@ def parse_workload(kind: str, obj: dict[str, Any]) -> Workload:
         resource_version=str(meta.get("resourceVersion") or ""),
         generation=int(meta.get("generation") or 0),
         paused=bool(spec.get("paused")) if kind == "Deployment" else False,
-        containers=_containers(f"{kind} {namespace}/{name}", template.get("spec") or {}),
+        containers=containers,
         pull_secrets=tuple(
             str(ref["name"])
             for ref in (template.get("spec") or {}).get("imagePullSecrets") or ()
@@ -209,7 +211,9 @@ def parse_workload(kind: str, obj: dict[str, Any]) -> Workload:
         has_template_metadata=isinstance(template_meta, dict),
         has_template_annotations=isinstance(template_annotations, dict),
         desired_pods=_desired_pods(kind, obj),
-        policy=tuple(sorted(policy)),
+        policy=rules,
+        policy_raw=raw if rules.problems else (),
+        watching=watching,
         seen=seen,
         progress=rollout_progress(kind, obj),
     )

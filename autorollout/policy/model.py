@@ -13,9 +13,11 @@ from autorollout.annotations import (
     POLICY_EXCLUDE_CONTAINERS,
     POLICY_KEYS,
     POLICY_PREFIX,
+    POLICY_SCHEDULE,
     POLICY_SETTLE,
     POLICY_WINDOWS,
 )
+from autorollout.config.cron import CronSpec, parse_cron
 from autorollout.config.models import RolloutPolicyConfig
 from autorollout.policy.durations import parse_duration
 from autorollout.policy.errors import PolicyError, PolicyProblem
@@ -54,6 +56,7 @@ class WorkloadPolicy:
 
     include: frozenset[str] | None = None
     exclude: frozenset[str] = frozenset()
+    schedule: CronSpec | None = None
     windows: tuple[Window, ...] | None = None
     settle_seconds: int | None = None
     cooldown_seconds: int | None = None
@@ -84,6 +87,13 @@ def _names(value: str) -> frozenset[str]:
     return frozenset(names)
 
 
+def _schedule(value: str) -> CronSpec:
+    try:
+        return parse_cron(value)
+    except ValueError as exc:
+        raise PolicyError(str(exc)) from None
+
+
 @functools.lru_cache(maxsize=4096)
 def parse_policy(raw: RawPolicy) -> WorkloadPolicy:
     """Parse the policy annotations; each invalid one becomes a problem and falls back to the default."""
@@ -94,6 +104,7 @@ def parse_policy(raw: RawPolicy) -> WorkloadPolicy:
     parsers: dict[str, tuple[str, Callable[[str], object]]] = {
         POLICY_CONTAINERS: ("include", _names),
         POLICY_EXCLUDE_CONTAINERS: ("exclude", _names),
+        POLICY_SCHEDULE: ("schedule", _schedule),
         POLICY_WINDOWS: ("windows", parse_windows),
         POLICY_SETTLE: ("settle_seconds", parse_duration),
         POLICY_COOLDOWN: ("cooldown_seconds", parse_duration),
