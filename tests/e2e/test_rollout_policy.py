@@ -274,3 +274,33 @@ def test_the_in_flight_cap_rolls_one_deployment_at_a_time_in_name_order(
         if "waiting-for-slot (1 in flight, at most 1)" in m["msg"]
     ]
     assert slot, "held rollouts said they wait for a slot"
+
+
+def test_a_workload_on_its_own_schedule_is_checked_when_it_fires_and_the_others_on_the_global_one(
+    cluster: LocalCluster, registry: LocalRegistry, namespace: str, unique_repo: str, tmp_path: Path
+) -> None:
+    image = f"{registry.host}/{unique_repo}:latest"
+    v1 = registry.push_image(unique_repo, "latest", seed=170)
+    fast = _with_policy(
+        workload("Deployment", "fast", namespace, [("app", image)], recorded={"app": v1}),
+        schedule="* * * * * *",
+    )
+    apply(cluster, fast)
+    apply(cluster, workload("Deployment", "slow", namespace, [("app", image)], recorded={"app": v1}))
+    wait_replicasets(cluster, namespace, "fast", 1)
+    wait_replicasets(cluster, namespace, "slow", 1)
+    registry.push_image(unique_repo, "latest", seed=171)
+    # The global schedule fires once a year: only the override makes a cycle happen at all.
+    config = write_config(tmp_path / "config.yaml", [namespace], cronSchedule="0 0 0 1 1 *")
+    process = start_cli(cluster, config, "reconcile", log_path=tmp_path / "reconcile.log")
+    try:
+        wait_replicasets(cluster, namespace, "fast", 2)
+        done = _cycles(tmp_path / "reconcile.log")
+        wait_for("three more cycles", lambda: _cycles(tmp_path / "reconcile.log") >= done + 3, timeout=60)
+    finally:
+        _stop(process)
+    assert replicaset_count(cluster, namespace, "fast") == 2
+    assert replicaset_count(cluster, namespace, "slow") == 1  # its (global) schedule has not fired
+    summaries = [m for m in log_messages(tmp_path / "reconcile.log") if m["msg"].startswith("cycle finished")]
+    assert summaries
+    assert {m["workloads"] for m in summaries} == {1}, "each cycle checked the fast one only"
