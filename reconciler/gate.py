@@ -55,11 +55,16 @@ def _check(
     """The plan after the policy, and the settle marks to write should it wait for a slot after all."""
     w = plan.workload
     action = plan.action
+    if plan.skipped:
+        return plan, {}
+    # A failed lookup says nothing about the tag: its container's mark stays as it is.
+    failed = {v.container.name for v in plan.errors}
+    seen = {name: mark for name, mark in (w.seen or {}).items() if name not in failed}
     if not isinstance(action, Rollout):
-        if not w.seen:
+        if not seen:
             return plan, {}
         # Nothing moved (any more): the marks go.
-        _, marks = settle_marks({}, w.seen, 0, now)
+        _, marks = settle_marks({}, seen, 0, now)
         if isinstance(action, Adoption):
             return replace(plan, action=replace(action, marks=marks)), {}
         return replace(plan, action=Adoption({}, (), marks)), {}
@@ -67,7 +72,7 @@ def _check(
         w.policy,
         defaults,
         moved={c.container: c.new for c in action.changes},
-        seen=w.seen or {},
+        seen=seen,
         last_rollout=w.last_rollout(),
         now=now,
         windows=memo,
@@ -75,7 +80,7 @@ def _check(
     marks = _effective(w, gate.marks)
     if not gate.rolls:
         return _hold(plan, gate.waits, marks, now), {}
-    clear = {name: None for name in w.seen or {}}
+    clear = {name: None for name in seen}
     return (replace(plan, action=replace(action, marks=clear)) if clear else plan), marks
 
 

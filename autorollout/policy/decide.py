@@ -23,7 +23,6 @@ class WaitReason(StrEnum):
     COOLDOWN = "cooldown"
     OUTSIDE_WINDOW = "outside-window"
     SLOT = "waiting-for-slot"
-    RECORD_ONLY = "record-only"
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from autorollout.annotations import format_recorded, format_seen
 from autorollout.policy.decide import WaitReason
 from autorollout.policy.inflight import rollout_progress
 from autorollout.policy.model import PolicyDefaults
+from autorollout.registry.errors import UnreachableError
 from reconciler.gate import apply_policy, in_flight
 from reconciler.patch import adoption_patch
 from reconciler.plan import Adoption, Rollout, WorkloadPlan, plan_workload
@@ -92,6 +93,14 @@ def test_a_tag_moving_back_while_settling_clears_its_mark_without_a_rollout() ->
     assert back.action.marks == {"app": None}
     ops = adoption_patch(back.workload, back.action.records, marks=back.action.marks)
     assert {"op": "remove", "path": "/metadata/annotations/seen.kube-autorollout~1app"} in ops
+
+
+def test_a_failed_lookup_while_settling_keeps_the_mark() -> None:
+    marked = workload(marks={"app": format_seen(D2, T0)}, **SETTLE)
+    plan = plan_workload(marked, {"app": UnreachableError("registry down")})
+    gated = apply_policy([plan], PolicyDefaults(), now=T0 + timedelta(minutes=1)).plans[0]
+    assert gated.action is None  # no patch: the mark (and its first sighting) survives the outage
+    assert isinstance(gate(marked, T0 + timedelta(minutes=5)).action, Rollout)
 
 
 def test_cooldown_holds_a_move_until_the_last_rollout_is_that_old() -> None:
