@@ -41,6 +41,7 @@ _MAX_THROTTLED_ROUNDS = 2  # each round is the client's own 1 + 3 attempts
 class Result(StrEnum):
     ROLLED_OUT = "rolled-out"
     ADOPTED = "adopted"
+    MARKED = "marked"  # only the rollout policy's settle marks were written
     NOTHING = "nothing-to-do"
     GONE = "gone"
     FAILED = "failed"
@@ -118,7 +119,8 @@ class Actuator:
             except (KubeApiError, KubeError) as exc:
                 return Outcome(plan, Result.FAILED, attempts, str(exc))
             if isinstance(action, Adoption):
-                return Outcome(plan, Result.ADOPTED, attempts)
+                marks_only = not action.records and not action.stale
+                return Outcome(plan, Result.MARKED if marks_only else Result.ADOPTED, attempts)
             new_rv = str((patched.get("metadata") or {}).get("resourceVersion") or workload.resource_version)
             await self._events.emit(
                 workload,

@@ -53,7 +53,9 @@ class CycleReport:
 
     @property
     def planned_adoptions(self) -> list[WorkloadPlan]:
-        return [p for p in self.plans if isinstance(p.action, Adoption)]
+        return [
+            p for p in self.plans if isinstance(p.action, Adoption) and (p.action.records or p.action.stale)
+        ]
 
 
 def _error_text(error: RegistryError) -> str:
@@ -167,7 +169,7 @@ def log_outcome(outcome: Outcome) -> None:
     fields = log_fields(w, result=str(outcome.result), attempts=outcome.attempts)
     if outcome.result is Result.FAILED:
         log.error("patch failed", extra={"fields": {**fields, "error": outcome.error}})
-    elif outcome.result in (Result.ROLLED_OUT, Result.ADOPTED):
+    elif outcome.result in (Result.ROLLED_OUT, Result.ADOPTED, Result.MARKED):
         log.info("patched", extra={"fields": fields})
     else:
         log.info("nothing patched", extra={"fields": fields})
