@@ -16,7 +16,8 @@ from autorollout.registry.errors import UnreachableError
 from reconciler.gate import apply_policy, in_flight
 from reconciler.patch import adoption_patch
 from reconciler.plan import Adoption, Rollout, WorkloadPlan, plan_workload
-from reconciler.status import state_text
+from reconciler.report import CycleReport
+from reconciler.status import describe_cycle, state_text, status_rows
 from reconciler.workload import Workload, parse_workload
 from tests.unit.reconciler_objects import D1, D2, D3, IMAGE, SIDECAR, manifest, workload_object
 
@@ -288,3 +289,13 @@ def test_invalid_annotations_fall_back_to_the_default_and_are_reported_once_each
         "annotation policy.kube-autorollout/settle: not a duration (e.g. 90s, 10m, 1h30m)",
         "annotation policy.kube-autorollout/windows: timezone is not an IANA zone name (e.g. Europe/Berlin)",
     ]
+
+
+def test_a_dry_run_says_what_is_pending_and_which_marks_it_would_write() -> None:
+    held = gate(workload(**SETTLE), T0)
+    report = CycleReport(dry_run=True, workloads=1, plans=[held])
+    lines = describe_cycle(report)
+    assert "pending         ns/deployment/app: settling for 5m more" in lines
+    assert "would mark settling ns/deployment/app: container app" in lines
+    assert lines[-1].endswith("would roll out 0, would record 0, registry errors 0; nothing was changed")
+    assert [row.state for row in status_rows([held])] == ["pending (settling for 5m more)"]
