@@ -71,6 +71,7 @@ class BenchEnv:
         *,
         replicas: int = 0,
         extra_annotations: Mapping[str, str] | None = None,
+        settle_timeout: float = 600,
     ) -> float:
         """Create Deployments start..stop-1 in `namespace` and wait until their controller settled them."""
 
@@ -88,7 +89,7 @@ class BenchEnv:
                     extra_annotations=extra_annotations,
                 )
                 created = time.monotonic() - began
-                deadline = time.monotonic() + 600
+                deadline = time.monotonic() + settle_timeout
                 while not await fleet_settled(kube, namespace, stop):
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"{namespace}: Deployments did not settle")

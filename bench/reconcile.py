@@ -149,7 +149,8 @@ def measure_policy_variant(env: BenchEnv, images: list[Image], count: int, repea
     """Steady cycles at `count` workloads without and with policy annotations, interleaved."""
     for ns, extra in (("plain", None), ("policy", POLICY_ANNOTATIONS)):
         log(f"creating {count} Deployments in {ns}")
-        seconds = env.fleet(ns, images, 0, count, extra_annotations=extra)
+        # A loaded machine's controller-manager may take long to observe 2 x 10,000 Deployments.
+        seconds = env.fleet(ns, images, 0, count, extra_annotations=extra, settle_timeout=3600)
         log(f"created {count} in {seconds:.1f}s")
     workers = {ns: Worker(env, ns, env.workdir / f"worker-{ns}-{count}") for ns in ("plain", "policy")}
     cycles: dict[str, list[dict[str, Any]]] = {"plain": [], "policy": []}
