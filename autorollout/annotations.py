@@ -11,13 +11,26 @@ __all__ = [
     "ENABLED_LABEL",
     "ENABLED_SELECTOR",
     "KUBECTL_RESTARTED_AT",
+    "POLICY_CONTAINERS",
+    "POLICY_COOLDOWN",
+    "POLICY_EXCLUDE_CONTAINERS",
+    "POLICY_KEYS",
+    "POLICY_PREFIX",
+    "POLICY_SCHEDULE",
+    "POLICY_SETTLE",
+    "POLICY_WINDOWS",
     "RESTARTED_AT",
+    "SEEN_PREFIX",
     "digest_annotation_key",
     "format_recorded",
     "format_restarted_at",
+    "format_seen",
     "is_enabled",
     "parse_recorded",
+    "parse_seen",
+    "parse_timestamp",
     "restarted_at_key",
+    "seen_annotation_key",
 ]
 
 #: Workload label that opts a Deployment, StatefulSet or DaemonSet in (value "true").
@@ -32,6 +45,32 @@ RESTARTED_AT = "kube-autorollout/restartedAt"
 #: GitOps tools ignore.
 KUBECTL_RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 
+#: Prefix of the per-workload rollout policy annotations (docs/rollout-policy.md).
+POLICY_PREFIX = "policy.kube-autorollout/"
+#: Comma-separated container names (init containers included) to watch; the others are not.
+POLICY_CONTAINERS = POLICY_PREFIX + "containers"
+#: Comma-separated container names not to watch.
+POLICY_EXCLUDE_CONTAINERS = POLICY_PREFIX + "exclude-containers"
+#: This workload's own cron schedule (as `cronSchedule`), instead of the global one.
+POLICY_SCHEDULE = POLICY_PREFIX + "schedule"
+#: Rollout windows: `<5-field cron> <duration> <IANA zone>`, several separated by `;`.
+POLICY_WINDOWS = POLICY_PREFIX + "windows"
+#: How long the tag must have pointed at the new digest before it rolls out.
+POLICY_SETTLE = POLICY_PREFIX + "settle"
+#: The least time between two rollouts of the workload.
+POLICY_COOLDOWN = POLICY_PREFIX + "cooldown"
+POLICY_KEYS = (
+    POLICY_CONTAINERS,
+    POLICY_EXCLUDE_CONTAINERS,
+    POLICY_SCHEDULE,
+    POLICY_WINDOWS,
+    POLICY_SETTLE,
+    POLICY_COOLDOWN,
+)
+#: Prefix of the settle marks the reconciler writes: `seen.kube-autorollout/<container>` holds
+#: `<digest> <RFC 3339 UTC>`, the new digest and when a lookup first saw the tag point at it.
+SEEN_PREFIX = "seen.kube-autorollout/"
+
 _DIGEST_RE = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-f0-9]{32,}", re.ASCII)
 
 
@@ -43,6 +82,11 @@ def is_enabled(labels: Mapping[str, str] | None) -> bool:
 def digest_annotation_key(container: str) -> str:
     """`digest.kube-autorollout/<container>`: where a container's running digest is recorded."""
     return DIGEST_PREFIX + container
+
+
+def seen_annotation_key(container: str) -> str:
+    """`seen.kube-autorollout/<container>`: the settle mark of a container's new digest."""
+    return SEEN_PREFIX + container
 
 
 def format_recorded(image: str, digest: str) -> str:
@@ -74,3 +118,28 @@ def format_restarted_at(moment: datetime | None = None) -> str:
     """
     moment = datetime.now(UTC) if moment is None else moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_timestamp(value: str | None) -> datetime | None:
+    """An RFC 3339 timestamp (as `format_restarted_at` writes, or kubectl's) as an aware datetime."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def format_seen(digest: str, moment: datetime) -> str:
+    """A settle mark: `<digest> <RFC 3339 UTC>`, the digest and when a lookup first saw it."""
+    return f"{digest} {format_restarted_at(moment)}"
+
+
+def parse_seen(value: str | None) -> tuple[str, datetime] | None:
+    """(digest, first seen) from a settle mark, or None if it is not one."""
+    digest, _, stamp = (value or "").partition(" ")
+    moment = parse_timestamp(stamp)
+    if moment is None or not _DIGEST_RE.fullmatch(digest):
+        return None
+    return digest, moment

@@ -20,6 +20,11 @@ CYCLES_SKIPPED = Counter(
 )
 WORKLOADS_IN_SCOPE = Gauge("kube_autorollout_workloads_in_scope", "Labeled workloads in scope.")
 ROLLOUTS = Counter("kube_autorollout_rollouts", "Rollouts triggered, by workload kind.", ["kind"])
+PENDING_ROLLOUTS = Gauge(
+    "kube_autorollout_pending_rollouts",
+    "Workloads whose moved tag the rollout policy holds back, by the first reason they wait for.",
+    ["reason"],
+)
 ADOPTIONS = Counter(
     "kube_autorollout_adoptions", "Workloads whose digests were recorded without a rollout.", ["kind"]
 )

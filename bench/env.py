@@ -13,7 +13,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,7 +63,15 @@ class BenchEnv:
         return KubeClient.from_kubeconfig(self.kubeconfig)
 
     def fleet(
-        self, namespace: str, images: list[Image], start: int, stop: int, *, replicas: int = 0
+        self,
+        namespace: str,
+        images: list[Image],
+        start: int,
+        stop: int,
+        *,
+        replicas: int = 0,
+        extra_annotations: Mapping[str, str] | None = None,
+        settle_timeout: float = 600,
     ) -> float:
         """Create Deployments start..stop-1 in `namespace` and wait until their controller settled them."""
 
@@ -71,9 +79,17 @@ class BenchEnv:
             async with self.kube() as kube:
                 await create_namespace(kube, namespace)
                 began = time.monotonic()
-                await create_deployments(kube, namespace, images, start, stop, replicas=replicas)
+                await create_deployments(
+                    kube,
+                    namespace,
+                    images,
+                    start,
+                    stop,
+                    replicas=replicas,
+                    extra_annotations=extra_annotations,
+                )
                 created = time.monotonic() - began
-                deadline = time.monotonic() + 600
+                deadline = time.monotonic() + settle_timeout
                 while not await fleet_settled(kube, namespace, stop):
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"{namespace}: Deployments did not settle")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,10 +59,17 @@ def move_tags(registry: LocalRegistry, images: Sequence[Image], *, seed: int) ->
 
 
 def deployment(
-    name: str, namespace: str, image: Image, *, replicas: int = 0, recorded: bool = True
+    name: str,
+    namespace: str,
+    image: Image,
+    *,
+    replicas: int = 0,
+    recorded: bool = True,
+    extra_annotations: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """A labeled Deployment running `image`; `recorded` writes the digest annotation the webhook would."""
     annotations = {f"{DIGEST_PREFIX}{CONTAINER}": f"{image.reference}@{image.digest}"} if recorded else {}
+    annotations.update(extra_annotations or {})
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -111,6 +118,7 @@ async def create_deployments(
     recorded: bool = True,
     concurrency: int = 24,
     prefix: str = "w",
+    extra_annotations: Mapping[str, str] | None = None,
 ) -> None:
     """Create Deployments `<prefix>-<start>` .. `<prefix>-<stop - 1>` over `images`, concurrently."""
     gate = asyncio.Semaphore(concurrency)
@@ -118,7 +126,12 @@ async def create_deployments(
 
     async def one(i: int) -> None:
         body = deployment(
-            f"{prefix}-{i:05d}", namespace, image_of(i, images), replicas=replicas, recorded=recorded
+            f"{prefix}-{i:05d}",
+            namespace,
+            image_of(i, images),
+            replicas=replicas,
+            recorded=recorded,
+            extra_annotations=extra_annotations,
         )
         async with gate:
             with contextlib.suppress(ConflictError):

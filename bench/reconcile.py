@@ -3,7 +3,12 @@ used tags moved. Per scale: cache fill and first cycle, steady-state cycles, the
 tags (patches), registry requests per cycle (registry access log), API requests (the client's counter),
 peak RSS of the reconciler process; and `kube-autorollout run` at the same scale (ready time, RSS).
 
+With `--policy-variant N`: only the rollout policy's cost, N Deployments without policy annotations
+and N with them (settle, cooldown, windows, exclude-containers), one reconciler each, steady cycles
+measured interleaved (plain, policy, plain, ...) in one run.
+
 Usage: python -m bench.reconcile [--scales 100,1000,10000] [--unique 20,1000] [--repeat 3] [--moved 0.05]
+       python -m bench.reconcile --policy-variant 10000 [--repeat 7] --out reconcile-policy
 500 rollouts in one cycle:
   python -m bench.reconcile --scales 500 --images 1 --moved 1 --unique '' --out rollouts
 """
@@ -139,6 +144,45 @@ def measure_scale(
     return result, new_images
 
 
+# Every control on every workload; none holds anything in a steady state (no tag moved).
+POLICY_ANNOTATIONS = {
+    "policy.kube-autorollout/settle": "10m",
+    "policy.kube-autorollout/cooldown": "1h",
+    "policy.kube-autorollout/windows": "0 2 * * 1-5 2h Europe/Berlin; 0 12 * * 6 30m UTC",
+    "policy.kube-autorollout/exclude-containers": "sidecar",
+}
+
+
+def measure_policy_variant(env: BenchEnv, images: list[Image], count: int, repeat: int) -> dict[str, Any]:
+    """Steady cycles at `count` workloads without and with policy annotations, interleaved."""
+    for ns, extra in (("plain", None), ("policy", POLICY_ANNOTATIONS)):
+        log(f"creating {count} Deployments in {ns}")
+        # A loaded machine's controller-manager may take long to observe 2 x 10,000 Deployments.
+        seconds = env.fleet(ns, images, 0, count, extra_annotations=extra, settle_timeout=3600)
+        log(f"created {count} in {seconds:.1f}s")
+    workers = {ns: Worker(env, ns, env.workdir / f"worker-{ns}-{count}") for ns in ("plain", "policy")}
+    cycles: dict[str, list[dict[str, Any]]] = {"plain": [], "policy": []}
+    for _ in range(repeat):
+        for ns, worker in workers.items():
+            cycles[ns].append(worker.cycle())
+    for worker in workers.values():
+        worker.close()
+    medians = {ns: statistics.median(c["cycle_seconds"] for c in found) for ns, found in cycles.items()}
+    result = {
+        "workloads": count,
+        "annotations": POLICY_ANNOTATIONS,
+        "cycles": cycles,
+        "steady_median_seconds": medians,
+        "ratio": medians["policy"] / medians["plain"],
+        "first": {ns: w.first for ns, w in workers.items()},
+    }
+    log(
+        f"policy variant at {count}: plain {medians['plain'] * 1000:.0f} ms, policy "
+        f"{medians['policy'] * 1000:.0f} ms, ratio {result['ratio']:.3f}"
+    )
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scales", default="100,1000,10000")
@@ -147,7 +191,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--moved", type=float, default=0.05, help="share of the used tags moved")
     parser.add_argument("--out", default="reconcile")
+    parser.add_argument("--policy-variant", type=int, default=0, help="workloads; only the policy's cost")
     args = parser.parse_args()
+    if args.policy_variant:
+        with bench_env() as env:
+            log(f"pushing {args.images} images")
+            images = push_images(env.registry, "bench/app", args.images, seed=1)
+            found = measure_policy_variant(env, images, args.policy_variant, args.repeat)
+            save(args.out, {"machine": env.facts, "policy_variant": found})
+        return
     scales = [int(s) for s in args.scales.split(",") if s]
     uniques = [int(s) for s in args.unique.split(",") if s]
     results: dict[str, Any] = {"scales": [], "unique": [], "run": []}

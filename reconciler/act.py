@@ -46,6 +46,7 @@ _MAX_THROTTLED_ROUNDS = 2  # each round is the client's own 1 + 3 attempts
 class Result(StrEnum):
     ROLLED_OUT = "rolled-out"
     ADOPTED = "adopted"
+    MARKED = "marked"  # only the rollout policy's settle marks were written
     NOTHING = "nothing-to-do"
     GONE = "gone"
     FAILED = "failed"
@@ -146,7 +147,8 @@ class Actuator:
             finally:
                 self._patching -= 1
             if isinstance(action, Adoption):
-                return Outcome(plan, Result.ADOPTED, attempts)
+                marks_only = not action.records and not action.stale
+                return Outcome(plan, Result.MARKED if marks_only else Result.ADOPTED, attempts)
             new_rv = str((patched.get("metadata") or {}).get("resourceVersion") or workload.resource_version)
             self._emit_later(workload, rollout_message(action), new_rv)
             return Outcome(plan, Result.ROLLED_OUT, attempts)
@@ -180,5 +182,6 @@ class Actuator:
                 restarted_key=self._restarted_key,
                 restarted_at=format_restarted_at(self._now()),
                 stale=action.stale,
+                marks=action.marks,
             )
-        return adoption_patch(workload, action.records, stale=action.stale)
+        return adoption_patch(workload, action.records, stale=action.stale, marks=action.marks)

@@ -12,19 +12,25 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Sequence
+from datetime import UTC, datetime
 
 from autorollout import metrics
 from autorollout.kube import KubeClient, KubeError, KubeNotFoundError
+from autorollout.policy.decide import WindowMemo
+from autorollout.policy.model import PolicyDefaults
 from autorollout.references import ImageReference
 from reconciler.act import Actuator, Outcome, Result
 from reconciler.cache import WorkloadCache
-from reconciler.events import EventRecorder, warn_registry_errors
+from reconciler.events import EventRecorder, PolicyWarnings, warn_registry_errors
+from reconciler.gate import GateResult, apply_policy
 from reconciler.observe import Observation, Observer
 from reconciler.plan import WorkloadPlan, plan_cycle
 from reconciler.report import (
     CycleReport,
+    PendingGauge,
     PullPolicyWarnings,
     log_outcome,
+    log_pending,
     log_plan,
     log_summary,
     report_registry_errors,
@@ -43,6 +49,10 @@ def _plans(observation: Observation) -> list[WorkloadPlan]:
     return plan_cycle(observation.workloads, observation.resolutions, observation.pods)
 
 
+def _wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
 class Cycle:
     """Runs cycles over the workload cache; `in_patch` is true while a write is in flight."""
 
@@ -56,6 +66,8 @@ class Cycle:
         events: EventRecorder,
         conflict_pause: float = 0.05,
         before_act: BeforeAct | None = None,
+        policy: PolicyDefaults | None = None,
+        clock: Callable[[], datetime] = _wall_clock,
     ) -> None:
         self._kube = kube
         self._cache = cache
@@ -65,11 +77,27 @@ class Cycle:
         self._conflict_pause = conflict_pause
         self._pull_policies = PullPolicyWarnings()
         self.before_act = before_act
+        self._policy = policy or PolicyDefaults()
+        self._clock = clock
+        self._windows = WindowMemo()
+        self._policy_warnings = PolicyWarnings(events)
+        self._pending = PendingGauge()
 
     @property
     def in_patch(self) -> bool:
         """A PATCH in flight or a rollout's Event not written yet: a stop lets the cycle finish them."""
         return self._actuator.writing
+
+    def _gate(self, observation: Observation, *, already_rolling: int = 0) -> GateResult:
+        """Plan, then pass the plans through the rollout policy (settle, cooldown, windows, cap)."""
+        return apply_policy(
+            _plans(observation),
+            self._policy,
+            now=self._clock(),
+            cluster=self._cache.workloads() if self._policy.max_in_flight else (),
+            memo=self._windows,
+            already_rolling=already_rolling,
+        )
 
     def _in_scope(self, images: Collection[ImageReference] | None) -> list[Workload]:
         workloads = self._cache.workloads()
@@ -78,7 +106,7 @@ class Cycle:
     async def plan(self, *, images: Collection[ImageReference] | None = None) -> list[WorkloadPlan]:
         """The plans a cycle would make now, without logging or acting (what `status` shows)."""
         workloads = self._in_scope(images)
-        return _plans(await self._observer.observe(workloads, fresh_after=self._observer.now()))
+        return self._gate(await self._observer.observe(workloads, fresh_after=self._observer.now())).plans
 
     async def run(
         self,
@@ -86,24 +114,33 @@ class Cycle:
         images: Collection[ImageReference] | None = None,
         dry_run: bool = False,
         should_stop: Callable[[], bool] = lambda: False,
+        due: Callable[[Workload], bool] | None = None,
     ) -> CycleReport:
-        """Observe, plan and (unless `dry_run`) act on the cached workloads, or those using `images`."""
+        """Observe, plan and (unless `dry_run`) act on the cached workloads, or those using `images`;
+        `due` (a scheduled cycle's) narrows the cached workloads to those whose schedule fired."""
         started = time.monotonic()
         # The cycle's start on the resolver's clock: no cached digest older than that is believed.
         fresh_after = self._observer.now()
         before = Counter(self._kube.requests)
         workloads = self._in_scope(images)
-        report = CycleReport(dry_run=dry_run, workloads=len(workloads))
         if images is None:
             metrics.WORKLOADS_IN_SCOPE.set(len(workloads))
+        if due is not None:
+            workloads = [w for w in workloads if due(w)]
+        report = CycleReport(dry_run=dry_run, workloads=len(workloads))
         self._pull_policies.check(workloads)
         observation = await self._observer.observe(workloads, fresh_after=fresh_after)
         report.unique_images = observation.unique_images
-        report.plans = _plans(observation)
+        gated = self._gate(observation)
+        report.plans = gated.plans
+        report.in_flight = gated.in_flight
         report_registry_errors(report, observation.errors)
         for plan in report.plans:
             log_plan(plan, dry_run=dry_run)
+            log_pending(plan)
+        self._pending.update(report.plans, self._cache)
         if not dry_run:
+            await self._policy_warnings.warn(gated.problems)
             await warn_registry_errors(self._events, report.plans)
             report.outcomes = await self._act(report, fresh_after, should_stop)
         report.duration = time.monotonic() - started
@@ -179,6 +216,7 @@ class Cycle:
         if not fresh:
             return []
         observation = await self._observer.observe([w for _, w in fresh], fresh_after=fresh_after)
-        return [
-            (i, plan, outcomes[i].attempts) for (i, _), plan in zip(fresh, _plans(observation), strict=True)
-        ]
+        # This cycle's rollouts hold slots the cache may not show yet.
+        rolled = sum(1 for o in outcomes.values() if o.result is Result.ROLLED_OUT)
+        plans = self._gate(observation, already_rolling=rolled).plans
+        return [(i, plan, outcomes[i].attempts) for (i, _), plan in zip(fresh, plans, strict=True)]

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from autorollout.kube import KubeClient, KubeError, core_collection
+from autorollout.policy.errors import PolicyProblem
 from reconciler.plan import Rollout, WorkloadPlan
 from reconciler.workload import Workload
 
@@ -19,6 +20,7 @@ log = logging.getLogger("kube_autorollout.reconciler")
 COMPONENT = "kube-autorollout"
 REASON_ROLLOUT = "RolloutTriggered"
 REASON_REGISTRY_ERROR = "RegistryLookupFailed"
+REASON_INVALID_POLICY = "InvalidRolloutPolicy"
 _MAX_MESSAGE = 1000
 _MAX_REMEMBERED_WARNINGS = 10_000
 _EVENT_CONCURRENCY = 8
@@ -143,3 +145,37 @@ async def warn_registry_errors(events: EventRecorder, plans: Sequence[WorkloadPl
                 )
 
     await asyncio.gather(*(warn(p) for p in plans if p.errors))
+
+
+class PolicyWarnings:
+    """A Warning Event per workload and invalid policy annotation value, once per process."""
+
+    def __init__(self, events: EventRecorder) -> None:
+        self._events = events
+        self._warned: set[tuple[str, str, str]] = set()
+
+    async def warn(self, problems: Sequence[tuple[Workload, PolicyProblem]]) -> None:
+        for workload, problem in problems:
+            value = dict(workload.policy_raw).get(problem.key, "")
+            key = (workload.uid or str(workload.key), problem.key, value)
+            if key in self._warned:
+                continue
+            if len(self._warned) > _MAX_REMEMBERED_WARNINGS:
+                self._warned.clear()
+            self._warned.add(key)
+            log.warning(
+                "invalid rollout policy annotation; the global default applies",
+                extra={
+                    "fields": {
+                        "workload": str(workload.key),
+                        "annotation": problem.key,
+                        "error": problem.message,
+                    }
+                },
+            )
+            await self._events.emit(
+                workload,
+                type_="Warning",
+                reason=REASON_INVALID_POLICY,
+                message=f"{problem}; the global default applies for it",
+            )

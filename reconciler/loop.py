@@ -17,6 +17,7 @@ from autorollout import metrics
 from autorollout.kube import KubeError
 from reconciler.cache import WorkloadCache
 from reconciler.cycle import Cycle
+from reconciler.due import Due, due_between, next_wake, overrides
 from reconciler.leader import LeaderElector
 from reconciler.schedule import CronSchedule
 
@@ -85,12 +86,14 @@ class ScheduledLoop:
         elector = self._elector
         if elector is not None:
             await _wait_any([stop, elector.decided])
-        tick = self._schedule.next_after(datetime.now(UTC))
+        last = datetime.now(UTC)
+        tick = self._next_wake(last)
         while not stop.is_set():
             if elector is not None and not elector.is_leader:
                 log.info("standing by: another replica holds the lease")
                 await _wait_any([stop, elector.leading])
-                tick = self._schedule.next_after(datetime.now(UTC))
+                last = datetime.now(UTC)
+                tick = self._next_wake(last)
                 continue
             lost = [elector.not_leading] if elector is not None else []
             delay = (tick - datetime.now(UTC)).total_seconds()
@@ -100,25 +103,34 @@ class ScheduledLoop:
                     continue
                 if datetime.now(UTC) < tick:
                     continue
-            await self._guarded_cycle(stop, lost)
+            await self._guarded_cycle(stop, lost, due_between(self._schedule.spec, last, tick))
             await self._cache.resync()
-            next_tick = self._schedule.tick_after(tick, datetime.now(UTC))
+            now = datetime.now(UTC)
+            next_tick = self._schedule.tick_after(tick, now)
             if next_tick.skipped:
                 metrics.CYCLES_SKIPPED.inc(next_tick.skipped)
                 log.warning(
                     "cycle outlasted the schedule; missed ticks skipped",
                     extra={"fields": {"skipped": next_tick.skipped, "next": next_tick.at.isoformat()}},
                 )
-            tick = next_tick.at
+            last = tick
+            tick = min(next_tick.at, self._next_wake(now))
 
-    async def _guarded_cycle(self, stop: asyncio.Event, lost: list[asyncio.Event]) -> None:
-        """One cycle, cancelled at once if the lease is lost; on stop, a patch in flight may finish."""
+    def _next_wake(self, after: datetime) -> datetime:
+        """The next fire time of the global schedule or of a workload's own (schedule override)."""
+        return next_wake(self._schedule.spec, overrides(self._cache.workloads()), after)
+
+    async def _guarded_cycle(
+        self, stop: asyncio.Event, lost: list[asyncio.Event], due: Due | None = None
+    ) -> None:
+        """One cycle over the workloads `due`, cancelled at once if the lease is lost; on stop, a patch
+        in flight may finish."""
         started = time.monotonic()
 
         def should_stop() -> bool:
             return stop.is_set() or any(e.is_set() for e in lost)
 
-        cycle = asyncio.create_task(self._cycle.run(should_stop=should_stop), name="reconcile cycle")
+        cycle = asyncio.create_task(self._cycle.run(should_stop=should_stop, due=due), name="reconcile cycle")
         outcome = "ok"
         try:
             while not cycle.done():

@@ -85,7 +85,7 @@ class Observer:
                 isinstance(ref := self.reference(c.image), ImageReference)
                 and not ref.is_pinned
                 and ref.repository_key in wanted
-                for c in w.containers
+                for c in w.watched()
             )
         ]
 
@@ -130,7 +130,7 @@ class Observer:
         if workload.pull_secrets:
             pull = list(await self._pull_secrets.read(workload.namespace, workload.pull_secrets))
         found: dict[str, Lookup | Unchecked] = {}
-        for container in workload.containers:
+        for container in workload.watched():
             ref = self.reference(container.image)
             if isinstance(ref, InvalidReferenceError):
                 found[container.name] = Unchecked(f"invalid image reference: {ref.reason}")
@@ -162,7 +162,7 @@ class Observer:
         unrecorded = {
             x
             for i in adopting
-            for c in workloads[i].containers
+            for c in workloads[i].watched()
             if isinstance(x := per_workload[i].get(c.name), Lookup)
             and recorded_digest(workloads[i], c) is None
         }

@@ -12,18 +12,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from autorollout.annotations import digest_annotation_key
+from autorollout.annotations import digest_annotation_key, seen_annotation_key
 from autorollout.patches import JsonPatch, annotation_operations
 from reconciler.workload import Workload
 
 
-def _record_ops(workload: Workload, records: Mapping[str, str], stale: Sequence[str]) -> JsonPatch:
+def _record_ops(
+    workload: Workload,
+    records: Mapping[str, str],
+    stale: Sequence[str],
+    marks: Mapping[str, str | None] | None = None,
+) -> JsonPatch:
     changes: dict[str, str | None] = {
         digest_annotation_key(name): value for name, value in sorted(records.items())
     }
     changes.update((digest_annotation_key(name), None) for name in stale)
-    # The records are the only annotations the decision read (and the only ones it changes).
+    # The records and settle marks are the only annotations the decision read (and changes).
     recorded = {digest_annotation_key(name): value for name, value in workload.recorded.items()}
+    if marks:
+        changes.update((seen_annotation_key(name), value) for name, value in sorted(marks.items()))
+        recorded.update((seen_annotation_key(name), value) for name, value in (workload.seen or {}).items())
     return annotation_operations(recorded if workload.has_annotations else None, changes)
 
 
@@ -38,6 +46,7 @@ def rollout_patch(
     restarted_key: str,
     restarted_at: str,
     stale: Sequence[str] = (),
+    marks: Mapping[str, str | None] | None = None,
 ) -> JsonPatch:
     """Restart the pod template (`restarted_key` = `restarted_at`) and write the new records."""
     # The timestamp is new, so what the template's annotations hold besides does not matter.
@@ -47,9 +56,15 @@ def rollout_patch(
         has_metadata=workload.has_template_metadata,
         metadata="/spec/template/metadata",
     )
-    return [*_guard(workload), *restart, *_record_ops(workload, records, stale)]
+    return [*_guard(workload), *restart, *_record_ops(workload, records, stale, marks)]
 
 
-def adoption_patch(workload: Workload, records: Mapping[str, str], *, stale: Sequence[str] = ()) -> JsonPatch:
+def adoption_patch(
+    workload: Workload,
+    records: Mapping[str, str],
+    *,
+    stale: Sequence[str] = (),
+    marks: Mapping[str, str | None] | None = None,
+) -> JsonPatch:
     """Record digests on the workload's metadata only: the pod template, and so the pods, stay as they are."""
-    return [*_guard(workload), *_record_ops(workload, records, stale)]
+    return [*_guard(workload), *_record_ops(workload, records, stale, marks)]

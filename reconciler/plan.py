@@ -17,6 +17,7 @@ from enum import StrEnum
 from autorollout.annotations import format_recorded, parse_recorded
 from autorollout.registry.errors import RegistryError
 from autorollout.registry.manifests import ManifestDigest
+from reconciler.pending import Pending
 from reconciler.pods import PodReport
 from reconciler.workload import ContainerSpec, Workload, WorkloadKey
 
@@ -70,14 +71,17 @@ class Rollout:
     changes: tuple[DigestChange, ...]
     records: dict[str, str]
     stale: tuple[str, ...] = ()
+    # Settle marks to set (str) or remove (None) per container (see reconciler.gate).
+    marks: Mapping[str, str | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class Adoption:
-    """Record digests of containers that have none, without restarting anything."""
+    """Record digests of containers that have none (or settle marks), without restarting anything."""
 
     records: dict[str, str]
     stale: tuple[str, ...] = ()
+    marks: Mapping[str, str | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +91,8 @@ class WorkloadPlan:
     action: Rollout | Adoption | None = None
     skipped: str | None = None
     errors: tuple[ContainerVerdict, ...] = field(default=())
+    # Why a moved tag does not roll out yet (the rollout policy's waits); None: nothing held back.
+    pending: Pending | None = None
 
 
 # Recorded values repeat across workloads (one per image and digest) and across cycles.
@@ -112,7 +118,7 @@ def needs_running_digests(workload: Workload, resolutions: Mapping[str, Resoluti
     """Whether adoption of this workload should ask its pods what they run."""
     return not scaled_to_zero(workload) and any(
         isinstance(resolutions.get(c.name), ManifestDigest) and recorded_digest(workload, c) is None
-        for c in workload.containers
+        for c in workload.watched()
     )
 
 
@@ -165,11 +171,12 @@ def plan_workload(
     pods: PodReport | None = None,
 ) -> WorkloadPlan:
     """Decide for one workload; `resolutions` is keyed by container name, `pods` None when not read."""
-    verdicts = tuple(_verdict(workload, c, resolutions.get(c.name), pods) for c in workload.containers)
+    watched = workload.watched()  # unwatched containers: no verdict, and their records are stale
+    verdicts = tuple(_verdict(workload, c, resolutions.get(c.name), pods) for c in watched)
     errors = tuple(v for v in verdicts if v.state is ContainerState.ERROR)
     if workload.paused:
         return WorkloadPlan(workload, verdicts, None, skipped="Deployment is paused", errors=errors)
-    names = {c.name for c in workload.containers}
+    names = {c.name for c in watched}
     stale = tuple(sorted(name for name in workload.recorded if name not in names))
     # A rollout restarts every pod, so containers waiting for pods are recorded at the digest they pull.
     recordable = (ContainerState.WILL_ROLL, ContainerState.UNRECORDED, ContainerState.WAITING)

@@ -12,6 +12,7 @@ from autorollout.config import Config
 from autorollout.credentials import CredentialStore
 from autorollout.kube import KubeClient
 from autorollout.kube.pull_secrets import PullSecretReader
+from autorollout.policy.model import PolicyDefaults
 from autorollout.registry.resolver import DigestResolver
 from reconciler.act import Actuator
 from reconciler.cache import WorkloadCache
@@ -74,7 +75,12 @@ class Reconciler:
             lookup_timeout=config.reconciler.cycle_timeout_seconds,
         )
         self.cycle = Cycle(
-            kube=kube, cache=self.cache, observer=observer, actuator=actuator, events=self.events
+            kube=kube,
+            cache=self.cache,
+            observer=observer,
+            actuator=actuator,
+            events=self.events,
+            policy=PolicyDefaults.from_config(config.rollout_policy),
         )
         self._started = False
         self.elector: LeaderElector | None = None

@@ -10,10 +10,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from autorollout import metrics
+from autorollout.policy.decide import WaitReason
 from autorollout.registry.errors import RegistryError
 from reconciler.act import Outcome, Result
+from reconciler.cache import WorkloadCache
 from reconciler.plan import Adoption, ContainerState, Rollout, WorkloadPlan
-from reconciler.workload import Workload, log_fields
+from reconciler.workload import Workload, WorkloadKey, log_fields
 
 log = logging.getLogger("kube_autorollout.reconciler")
 
@@ -31,6 +33,7 @@ class CycleReport:
     api_requests: dict[str, int] = field(default_factory=dict)
     duration: float = 0.0
     interrupted: bool = False
+    in_flight: int = 0  # rollouts in flight when the cycle planned (counted only with a cap)
 
     def count(self, result: Result) -> int:
         return sum(1 for o in self.outcomes if o.result is result)
@@ -44,8 +47,15 @@ class CycleReport:
         return [p for p in self.plans if isinstance(p.action, Rollout)]
 
     @property
+    def pending(self) -> list[WorkloadPlan]:
+        """Plans whose moved tag the rollout policy holds back."""
+        return [p for p in self.plans if p.pending is not None]
+
+    @property
     def planned_adoptions(self) -> list[WorkloadPlan]:
-        return [p for p in self.plans if isinstance(p.action, Adoption)]
+        return [
+            p for p in self.plans if isinstance(p.action, Adoption) and (p.action.records or p.action.stale)
+        ]
 
 
 def _error_text(error: RegistryError) -> str:
@@ -114,6 +124,42 @@ def log_plan(plan: WorkloadPlan, *, dry_run: bool) -> None:
             )
 
 
+def log_pending(plan: WorkloadPlan) -> None:
+    """One line per held rollout: what moved and why it waits."""
+    if plan.pending is None:
+        return
+    log.info(
+        "rollout pending: " + plan.pending.text(),
+        extra={
+            "fields": log_fields(
+                plan.workload,
+                reason=str(plan.pending.reason),
+                containers=[v.container.name for v in plan.verdicts if v.state is ContainerState.WILL_ROLL],
+            )
+        },
+    )
+
+
+class PendingGauge:
+    """The pending-rollouts gauge by reason: each cycle updates the workloads it planned (a scheduled
+    cycle may plan only those whose schedule fired), workloads gone from the cache drop out."""
+
+    def __init__(self) -> None:
+        self._reasons: dict[WorkloadKey, WaitReason] = {}
+
+    def update(self, plans: Sequence[WorkloadPlan], cache: WorkloadCache) -> None:
+        for plan in plans:
+            if plan.pending is None:
+                self._reasons.pop(plan.workload.key, None)
+            else:
+                self._reasons[plan.workload.key] = plan.pending.reason
+        for key in [k for k in self._reasons if cache.get(k) is None]:
+            del self._reasons[key]
+        counts = Counter(self._reasons.values())
+        for reason in WaitReason:
+            metrics.PENDING_ROLLOUTS.labels(reason=str(reason)).set(counts[reason])
+
+
 def log_outcome(outcome: Outcome) -> None:
     w = outcome.plan.workload
     if outcome.result is Result.ROLLED_OUT:
@@ -123,7 +169,7 @@ def log_outcome(outcome: Outcome) -> None:
     fields = log_fields(w, result=str(outcome.result), attempts=outcome.attempts)
     if outcome.result is Result.FAILED:
         log.error("patch failed", extra={"fields": {**fields, "error": outcome.error}})
-    elif outcome.result in (Result.ROLLED_OUT, Result.ADOPTED):
+    elif outcome.result in (Result.ROLLED_OUT, Result.ADOPTED, Result.MARKED):
         log.info("patched", extra={"fields": fields})
     else:
         log.info("nothing patched", extra={"fields": fields})
@@ -145,6 +191,7 @@ def log_summary(report: CycleReport) -> None:
                 "waiting_for_pods": states[ContainerState.WAITING],
                 "registry_errors": len(report.registry_errors),
                 "failed": report.count(Result.FAILED),
+                "pending": len(report.pending),
                 "interrupted": report.interrupted,
                 "duration_ms": round(report.duration * 1000, 1),
                 "api_requests": report.api_requests,

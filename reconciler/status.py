@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from reconciler.act import Result
+from reconciler.pending import Pending
 from reconciler.plan import ContainerState, ContainerVerdict, Rollout, WorkloadPlan
 
 if TYPE_CHECKING:
@@ -40,9 +41,11 @@ def short_digest(digest: str | None, *, full: bool = False) -> str:
     return (hex_part or digest)[:_SHORT_HEX]
 
 
-def state_text(verdict: ContainerVerdict, skipped: str | None = None) -> str:
+def state_text(verdict: ContainerVerdict, skipped: str | None = None, pending: Pending | None = None) -> str:
     """`up-to-date`, `will-roll`, `unrecorded`, `waiting-for-pods (why)`, `pinned` or `error: <one line>`;
-    a skip is prefixed."""
+    a skip is prefixed; a moved tag the rollout policy holds back is `pending (why)`."""
+    if pending is not None and verdict.state is ContainerState.WILL_ROLL:
+        return f"pending ({pending.text()})"
     if verdict.state is ContainerState.ERROR:
         text = f"error: {' '.join(verdict.detail.split())}"
     elif verdict.state is ContainerState.WAITING:
@@ -68,7 +71,7 @@ def status_rows(plans: Sequence[WorkloadPlan]) -> list[StatusRow]:
                     image=verdict.container.image,
                     recorded=verdict.recorded,
                     registry=verdict.current,
-                    state=state_text(verdict, plan.skipped),
+                    state=state_text(verdict, plan.skipped, plan.pending),
                 )
             )
     return rows
@@ -111,6 +114,8 @@ def describe_cycle(report: CycleReport) -> list[str]:
             lines.append(_line("error", plan, f"container {verdict.container.name}: {verdict.detail}"))
         if plan.skipped:
             lines.append(_line("skipped", plan, plan.skipped))
+        if plan.pending is not None:
+            lines.append(_line("pending", plan, plan.pending.text()))
         action = plan.action
         for verdict in plan.verdicts if action is None and not plan.skipped else ():
             if verdict.state is ContainerState.WAITING:
@@ -121,6 +126,9 @@ def describe_cycle(report: CycleReport) -> list[str]:
                 text = f"container {c.container} ({c.image}): {c.old or 'unrecorded'} -> {c.new}"
                 lines.append(_line(f"{would}roll out", plan, text))
         elif action is not None:
+            for name, value in sorted(action.marks.items()):
+                verb = "mark settling" if value is not None else "clear mark"
+                lines.append(_line(f"{would}{verb}", plan, f"container {name}"))
             for name, value in sorted(action.records.items()):
                 lines.append(
                     _line(f"{would}record", plan, f"container {name}: {value} (adoption, no rollout)")

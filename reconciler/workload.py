@@ -7,10 +7,20 @@ Parsed from the API's raw JSON (dicts from orjson), never through typed client m
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, NamedTuple
 
-from autorollout.annotations import DIGEST_PREFIX, KUBECTL_RESTARTED_AT, RESTARTED_AT
+from autorollout.annotations import (
+    DIGEST_PREFIX,
+    KUBECTL_RESTARTED_AT,
+    POLICY_PREFIX,
+    RESTARTED_AT,
+    SEEN_PREFIX,
+    parse_timestamp,
+)
 from autorollout.errors import AutorolloutError
+from autorollout.policy.inflight import DONE, Progress, rollout_progress
+from autorollout.policy.model import NO_POLICY, RawPolicy, WorkloadPolicy, parse_policy
 from autorollout.templates import TemplateError, template_containers
 
 
@@ -66,6 +76,14 @@ class Workload:
     # Pods the workload wants: spec.replicas, or a DaemonSet's status.desiredNumberScheduled (None: not
     # reported yet). Zero means nothing runs, so adoption needs no pod to tell what runs.
     desired_pods: int | None = None
+    # The rollout policy (parsed once per distinct set of annotation values, shared), the raw values
+    # only when one is invalid (the Warning Event names it), the watched containers when not all,
+    # the settle marks (container -> `seen.kube-autorollout/<container>` value), the rollout progress.
+    policy: WorkloadPolicy = NO_POLICY
+    policy_raw: RawPolicy = ()
+    watching: tuple[ContainerSpec, ...] | None = None
+    seen: dict[str, str] | None = None
+    progress: Progress = DONE
     # Derived once per record: a record lives across many cycles, and planning reads it often.
     key: WorkloadKey = field(init=False, repr=False, compare=False)
 
@@ -77,6 +95,15 @@ class Workload:
             if spec.name == name:
                 return spec
         return None
+
+    def watched(self) -> tuple[ContainerSpec, ...]:
+        """The containers (init containers included) the rollout policy watches: all unless limited."""
+        return self.containers if self.watching is None else self.watching
+
+    def last_rollout(self) -> datetime | None:
+        """When the pod template was last restarted through a restartedAt annotation (ours or kubectl's)."""
+        stamps = [t for t in map(parse_timestamp, (self.restarted_at, self.kubectl_restarted_at)) if t]
+        return max(stamps) if stamps else None
 
     def label_selector(self) -> str:
         """The workload's pod selector in the API's `labelSelector` query syntax."""
@@ -140,14 +167,28 @@ def parse_workload(kind: str, obj: dict[str, Any]) -> Workload:
     if not isinstance(template, dict):
         raise RecordError(f"{kind} {namespace}/{name} has no spec.template")
     annotations = meta.get("annotations")
-    recorded = {
-        key[len(DIGEST_PREFIX) :]: value
-        for key, value in (annotations or {}).items()
-        if key.startswith(DIGEST_PREFIX) and isinstance(value, str)
-    }
+    recorded: dict[str, str] = {}
+    seen: dict[str, str] | None = None
+    policy: list[tuple[str, str]] = []
+    for key, value in (annotations or {}).items():
+        if not isinstance(value, str):
+            continue
+        if key.startswith(DIGEST_PREFIX):
+            recorded[key[len(DIGEST_PREFIX) :]] = value
+        elif key.startswith(POLICY_PREFIX):
+            policy.append((key, value))
+        elif key.startswith(SEEN_PREFIX):
+            seen = seen or {}
+            seen[key[len(SEEN_PREFIX) :]] = value
     template_meta = template.get("metadata")
     template_annotations = (template_meta or {}).get("annotations")
     labels, expressions = _selector(spec)
+    containers = _containers(f"{kind} {namespace}/{name}", template.get("spec") or {})
+    raw = tuple(sorted(policy))
+    rules = parse_policy(raw)
+    watching = None
+    if rules.include is not None or rules.exclude:
+        watching = tuple(c for c in containers if rules.watches(c.name))
     return Workload(
         kind=kind,
         namespace=namespace,
@@ -156,7 +197,7 @@ def parse_workload(kind: str, obj: dict[str, Any]) -> Workload:
         resource_version=str(meta.get("resourceVersion") or ""),
         generation=int(meta.get("generation") or 0),
         paused=bool(spec.get("paused")) if kind == "Deployment" else False,
-        containers=_containers(f"{kind} {namespace}/{name}", template.get("spec") or {}),
+        containers=containers,
         pull_secrets=tuple(
             str(ref["name"])
             for ref in (template.get("spec") or {}).get("imagePullSecrets") or ()
@@ -171,6 +212,11 @@ def parse_workload(kind: str, obj: dict[str, Any]) -> Workload:
         has_template_metadata=isinstance(template_meta, dict),
         has_template_annotations=isinstance(template_annotations, dict),
         desired_pods=_desired_pods(kind, obj),
+        policy=rules,
+        policy_raw=raw if rules.problems else (),
+        watching=watching,
+        seen=seen,
+        progress=rollout_progress(kind, obj),
     )
 
 

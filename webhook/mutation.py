@@ -18,7 +18,8 @@ import jsonpatch
 
 from autorollout.annotations import digest_annotation_key, format_recorded
 from autorollout.patches import annotation_operations
-from webhook.messages import container_warning
+from autorollout.policy.model import NO_POLICY, WorkloadPolicy, parse_policy, policy_annotations
+from webhook.messages import MAX_WARNING, PREFIX, container_warning, printable, warning
 from webhook.policy import PolicyOutcome, PullPolicyMode, enforce
 from webhook.review import AdmissionRequest, JsonObject, ReviewError
 from webhook.workload import (
@@ -52,13 +53,18 @@ class AdmissionPlan:
     annotations: JsonObject | None
     has_metadata: bool
     pull_secret_names: tuple[str, ...]
+    policy: WorkloadPolicy = NO_POLICY
+
+    def records(self, container: Container) -> bool:
+        """Whether the container's digest is recorded: a name that fits a key, watched by the policy."""
+        return _recordable(container) and self.policy.watches(container.name)
 
     @property
     def lookups(self) -> list[Container]:
-        """Containers whose digest to resolve: valid names and references, not pinned."""
+        """Containers whose digest to resolve: valid names and references, watched, not pinned."""
         if self.baseline is not Baseline.RESOLVE:
             return []
-        return [c for c in self.containers if _recordable(c) and c.reference and not c.reference.is_pinned]
+        return [c for c in self.containers if self.records(c) and c.reference and not c.reference.is_pinned]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,13 +125,33 @@ def plan_admission(request: AdmissionRequest) -> AdmissionPlan | None:
         ) != digest_annotations(annotations_of(old, "request.oldObject")):
             baseline = Baseline.KEEP
     metadata = new.get("metadata")
+    annotations = annotations_of(new, "request.object")
     return AdmissionPlan(
         containers=containers_of(new, "request.object"),
         baseline=baseline,
-        annotations=annotations_of(new, "request.object"),
+        annotations=annotations,
         has_metadata=isinstance(metadata, dict),
         pull_secret_names=pull_secret_names(new, "request.object"),
+        policy=rollout_policy(annotations),
     )
+
+
+def rollout_policy(annotations: JsonObject | None) -> WorkloadPolicy:
+    """The workload's rollout policy annotations, parsed (cached per distinct set of values)."""
+    if not annotations:
+        return NO_POLICY
+    return parse_policy(policy_annotations(annotations.items()))
+
+
+def policy_warnings(policy: WorkloadPolicy) -> list[str]:
+    """One warning per invalid policy annotation, naming it and what is wrong (cut at the end)."""
+    texts = []
+    for problem in policy.problems:
+        text = warning(f"{problem.key}: {problem.message}")
+        if text.count("...") and len(text) >= MAX_WARNING:
+            text = printable(f"{PREFIX}{problem.key}: {problem.message}")[: MAX_WARNING - 3] + "..."
+        texts.append(text)
+    return texts
 
 
 def _digest_changes(
@@ -134,14 +160,14 @@ def _digest_changes(
     changes: dict[str, str | None] = {}
     warnings: list[str] = []
     recorded = digest_annotations(plan.annotations)
-    present = {digest_annotation_key(c.name) for c in plan.containers if _recordable(c)}
+    present = {digest_annotation_key(c.name) for c in plan.containers if plan.records(c)}
     for key in recorded:
         if key not in present:
             changes[key] = None  # the container is gone
     if plan.baseline is Baseline.KEEP:
         return changes, warnings
     for container in plan.containers:
-        if not _recordable(container):
+        if not plan.records(container):
             continue
         key = digest_annotation_key(container.name)
         digest = digests.get(container.name)
@@ -181,4 +207,6 @@ def decide(
     )
     if operations:
         _check_rfc6902(operations)
+    if plan.policy.problems:
+        warnings += policy_warnings(plan.policy)
     return Decision(operations=operations, warnings=policy.warnings + warnings)

@@ -19,6 +19,8 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from autorollout.config.cron import CronSpec, parse_cron
+from autorollout.policy.durations import parse_duration
+from autorollout.policy.errors import PolicyError
 
 DEFAULT_CRON_SCHEDULE = "*/45 * * * * *"
 
@@ -199,6 +201,44 @@ class ReconcilerConfig(_Section):
         return self
 
 
+def _duration_seconds(value: Any) -> Any:
+    """`90s`, `10m`, `1h30m` or a number of seconds, as the annotations take them."""
+    if isinstance(value, str):
+        try:
+            return parse_duration(value)
+        except PolicyError as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
+class RolloutPolicyConfig(_Section):
+    """Defaults of the per-workload rollout policy annotations, and the cap on rollouts in flight."""
+
+    settle_seconds: Annotated[int, Field(ge=0)] = 0
+    cooldown_seconds: Annotated[int, Field(ge=0)] = 0
+    windows: list[NonBlankStr] = Field(default_factory=list)
+    max_rollouts_in_flight: Annotated[int, Field(ge=0)] = 0
+    progress_deadline_seconds: Annotated[int, Field(gt=0)] = 600
+
+    @field_validator("settle_seconds", "cooldown_seconds", "progress_deadline_seconds", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> Any:
+        return _duration_seconds(value)
+
+    @field_validator("windows")
+    @classmethod
+    def _valid_windows(cls, value: list[str]) -> list[str]:
+        # Late: autorollout.policy.windows itself imports autorollout.config's cron parser.
+        from autorollout.policy.windows import parse_window  # noqa: PLC0415
+
+        for i, window in enumerate(value):
+            try:
+                parse_window(window)
+            except PolicyError as exc:
+                raise ValueError(f"windows[{i}]: {exc}") from None
+        return value
+
+
 class LeaderElectionConfig(_Section):
     """Lease-based leader election, so only one replica's reconciler patches workloads."""
 
@@ -227,6 +267,7 @@ class Config(_Section):
     reconciler: ReconcilerConfig = Field(default_factory=ReconcilerConfig)
     leader_election: LeaderElectionConfig = Field(default_factory=LeaderElectionConfig)
     events: EventsConfig = Field(default_factory=lambda: EventsConfig())  # noqa: PLW0108 (defined below)
+    rollout_policy: RolloutPolicyConfig = Field(default_factory=RolloutPolicyConfig)
     digest_cache_ttl_seconds: float = Field(default=10.0, ge=0)
     # Every registry lookup (token fetch and retries included) ends within it, however slow the peer.
     lookup_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)

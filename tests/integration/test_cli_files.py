@@ -127,8 +127,9 @@ newUpstreamKey: 1
 UNKNOWN_LINES = [
     "webserver.prot: unknown key; did you mean port? (line 2)",
     "registries[0].secret.tokn: unknown key; did you mean token? (line 5)",
-    "newUpstreamKey: unknown key; expected one of: cronSchedule, digestCacheTtlSeconds, featureFlags, "
-    "leaderElection, logLevel, lookupTimeoutSeconds, reconciler, registries, tls, webhook, "
+    "newUpstreamKey: unknown key; expected one of: cronSchedule, digestCacheTtlSeconds, events, "
+    "featureFlags, leaderElection, logLevel, lookupTimeoutSeconds, reconciler, registries, "
+    "rolloutPolicy, tls, webhook, "
     "webserver (line 6)",
 ]
 

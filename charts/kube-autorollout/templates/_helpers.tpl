@@ -184,6 +184,13 @@ two different Secrets share, gets a generated name instead.
   "leaseName" (include "kube-autorollout.leaseName" .)
   "leaseDurationSeconds" $c.leaderElection.leaseDurationSeconds
   "renewSeconds" $c.leaderElection.renewSeconds }}
+{{- $policy := $c.rolloutPolicy | default dict }}
+{{- $rolloutPolicy := dict
+  "settleSeconds" ($policy.settleSeconds | default 0)
+  "cooldownSeconds" ($policy.cooldownSeconds | default 0)
+  "windows" ($policy.windows | default list)
+  "maxRolloutsInFlight" ($policy.maxRolloutsInFlight | default 0)
+  "progressDeadlineSeconds" ($policy.progressDeadlineSeconds | default 600) }}
 {{- $config := dict
   "logLevel" $c.logLevel
   "cronSchedule" $c.cronSchedule
@@ -197,7 +204,8 @@ two different Secrets share, gets a generated name instead.
   "lookupTimeoutSeconds" $c.lookupTimeoutSeconds
   "webhook" $webhook
   "reconciler" $reconciler
-  "leaderElection" $leader }}
+  "leaderElection" $leader
+  "rolloutPolicy" $rolloutPolicy }}
 {{- with (include "kube-autorollout.events" . | fromYaml) }}
 {{- $_ := set $config "events" . }}
 {{- end }}
