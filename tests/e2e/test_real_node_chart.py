@@ -134,7 +134,9 @@ def test_upstream_e2e_with_the_real_image_and_chart(
     image_ref = f"{workload_registry.host}/{unique_repo}:latest"
     pusher = workload_registry.pusher()
     try:
-        first = push_shell_image(pusher, unique_repo, "latest", seed=41)
+        # Seeds no other real-node test uses: the kubelet reports an image's first known repo digest as the
+        # imageID, so identical content pulled by an earlier test under another name would be reported.
+        first = push_shell_image(pusher, unique_repo, "latest", seed=1041)
         apply(cluster, deployment("shop", ns, image_ref))
         recorded = get(cluster, "Deployment", ns, "shop")["metadata"]["annotations"][f"{DIGEST_PREFIX}app"]
         assert recorded == f"{image_ref}@{first}"
@@ -144,7 +146,7 @@ def test_upstream_e2e_with_the_real_image_and_chart(
             cluster,
             ns,
             image_ref,
-            lambda: push_shell_image(pusher, unique_repo, "latest", seed=42),
+            lambda: push_shell_image(pusher, unique_repo, "latest", seed=1042),
             first,
             contextlib.nullcontext(),
         )
