@@ -10,6 +10,7 @@ pytest_plugins = [
     "tests.fixtures.kubelet",
     "tests.fixtures.node",
     "tests.fixtures.image",
+    "tests.fixtures.webhook",
 ]
 
 _SETS = ("unit", "integration", "e2e")

@@ -25,22 +25,13 @@ from tests.e2e.real_node_helpers import (
     running_pods,
 )
 from tests.e2e.reconciler_helpers import DIGEST_PREFIX, apply, list_items, start_cli, wait_for, write_config
-from tests.e2e.webhook_process import WebhookProcess, registered, start_webhook
+from tests.e2e.webhook_process import WebhookProcess, registered
 from tests.harness.cluster import LocalCluster
 from tests.harness.node import LocalNode
 from tests.harness.podimages import push_shell_image, push_shell_index
 from tests.harness.registry import LocalRegistry
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def webhook(cluster: LocalCluster, tmp_path: Path) -> Iterator[WebhookProcess]:
-    process = start_webhook(tmp_path / "webhook", cluster)
-    try:
-        yield process
-    finally:
-        assert process.stop() == 0, process.log_text()[-3000:]
 
 
 @contextlib.contextmanager

@@ -4,7 +4,6 @@ reconciler CLI rolls out after a push, and the new pods run the new digest the k
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ from tests.e2e.reconciler_helpers import (
     workload,
     write_config,
 )
-from tests.e2e.webhook_process import WebhookProcess, get, registered, start_webhook
+from tests.e2e.webhook_process import WebhookProcess, get, registered
 from tests.harness.cluster import LocalCluster
 from tests.harness.kubelet import image_id
 from tests.harness.node import LocalNode
@@ -29,15 +28,6 @@ from tests.harness.podimages import push_runnable
 from tests.harness.registry import LocalRegistry
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def webhook(cluster: LocalCluster, tmp_path: Path) -> Iterator[WebhookProcess]:
-    process = start_webhook(tmp_path / "webhook", cluster)
-    try:
-        yield process
-    finally:
-        assert process.stop() == 0, process.log_text()[-3000:]
 
 
 def test_webhook_records_node_runs_reconciler_rolls_out(

@@ -5,8 +5,6 @@ unwatched container gets no digest annotation."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -16,7 +14,6 @@ from tests.e2e.webhook_process import (
     digests_of,
     get,
     registered,
-    start_webhook,
     warnings_in,
     workload,
 )
@@ -24,15 +21,6 @@ from tests.harness.cluster import LocalCluster
 from tests.harness.registry import LocalRegistry
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def webhook(cluster: LocalCluster, tmp_path: Path) -> Iterator[WebhookProcess]:
-    process = start_webhook(tmp_path / "webhook", cluster)
-    try:
-        yield process
-    finally:
-        assert process.stop() == 0, process.log_text()[-3000:]
 
 
 def test_kubectl_apply_prints_policy_warnings_and_unwatched_containers_get_no_digest(
