@@ -82,3 +82,34 @@ EVENT_TO_PATCH_SECONDS = Histogram(
     "Time from the receipt of a registry event to the end of the rollout PATCHes it led to.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0),
 )
+
+# Health watch (docs/health.md): what became of the rollouts this product triggered.
+ROLLOUT_VERDICTS = Counter(
+    "kube_autorollout_rollout_verdicts",
+    "Verdicts on rollouts this product triggered, by workload kind and verdict (succeeded, failed).",
+    ["kind", "verdict"],
+)
+ROLLOUT_SECONDS = Histogram(
+    "kube_autorollout_rollout_duration_seconds",
+    "Time from a rollout's PATCH to its verdict, by verdict.",
+    ["verdict"],
+    buckets=(1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 3600.0),
+)
+ROLLOUTS_WATCHED = Gauge("kube_autorollout_rollouts_watched", "Rollouts followed until their verdict.")
+HELD_WORKLOADS = Gauge("kube_autorollout_held_workloads", "Workloads held at a digest whose rollout failed.")
+MIXED_DIGEST_PODS = Gauge(
+    "kube_autorollout_mixed_digest_pods",
+    "Ready pods running, for one container, a digest other than the recorded one (a series per "
+    "workload and container while there are any).",
+    ["namespace", "kind", "name", "container"],
+)
+LAST_CYCLE_TIMESTAMP = Gauge(
+    "kube_autorollout_last_cycle_timestamp_seconds",
+    "Unix time at which the last reconcile cycle ended, by outcome (success, failure).",
+    ["outcome"],
+)
+NOTIFICATIONS = Counter(
+    "kube_autorollout_notifications",
+    "Notifications by sink name and outcome (delivered, retried, dropped).",
+    ["sink", "outcome"],
+)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from autorollout.kube import KubeClient, KubeError, core_collection
+from autorollout.notify import DISCARD, NoticeSink
 from autorollout.policy.errors import PolicyProblem
 from reconciler.plan import Rollout, WorkloadPlan
 from reconciler.workload import Workload
@@ -45,8 +46,11 @@ class EventRecorder:
         instance: str,
         clock: Callable[[], float] = time.time,
         warning_interval: float = 3600.0,
+        notices: NoticeSink = DISCARD,
     ) -> None:
         self._kube = kube
+        #: Where the decisions that produce Events are also sent as notifications.
+        self.notices = notices
         self._instance = instance
         self._clock = clock
         self._warning_interval = warning_interval

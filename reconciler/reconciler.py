@@ -12,6 +12,7 @@ from autorollout.config import Config
 from autorollout.credentials import CredentialStore
 from autorollout.kube import KubeClient
 from autorollout.kube.pull_secrets import PullSecretReader
+from autorollout.notify import DISCARD, NoticeSink
 from autorollout.policy.model import PolicyDefaults
 from autorollout.registry.resolver import DigestResolver
 from reconciler.act import Actuator
@@ -48,6 +49,7 @@ class Reconciler:
         pull_secrets: PullSecretReader,
         identity: str,
         namespaces: Sequence[str] | None = (),
+        notices: NoticeSink = DISCARD,
     ) -> None:
         """`namespaces=()` means: as configured (see `scope_namespaces`); None means all namespaces."""
         self.config = config
@@ -58,7 +60,7 @@ class Reconciler:
         self.cache = WorkloadCache(
             kube, namespaces=self.namespaces, resync_seconds=config.reconciler.resync_seconds
         )
-        self.events = EventRecorder(kube, instance=identity)
+        self.events = EventRecorder(kube, instance=identity, notices=notices)
         rate = config.reconciler.max_patches_per_second
         actuator = Actuator(
             kube,
