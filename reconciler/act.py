@@ -30,7 +30,7 @@ from autorollout.kube import (
     workload_path,
 )
 from autorollout.patches import JsonPatch
-from reconciler.events import REASON_ROLLOUT, EventRecorder, rollout_message
+from reconciler.events import REASON_ROLLOUT, EventRecorder, rollout_message, rollout_notices
 from reconciler.patch import adoption_patch, rollout_patch
 from reconciler.plan import Adoption, Rollout, WorkloadPlan
 from reconciler.ratelimit import TokenBucket
@@ -151,6 +151,8 @@ class Actuator:
                 return Outcome(plan, Result.MARKED if marks_only else Result.ADOPTED, attempts)
             new_rv = str((patched.get("metadata") or {}).get("resourceVersion") or workload.resource_version)
             self._emit_later(workload, rollout_message(action), new_rv)
+            for notice in rollout_notices(workload, action, self._now()):
+                self._events.notices.submit(notice)
             return Outcome(plan, Result.ROLLED_OUT, attempts)
 
     def _emit_later(self, workload: Workload, message: str, resource_version: str) -> None:

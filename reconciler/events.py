@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from autorollout.kube import KubeClient, KubeError, core_collection
-from autorollout.notify import DISCARD, NoticeSink
+from autorollout.notify import DISCARD, Notice, NoticeOutcome, NoticeSink
 from autorollout.policy.errors import PolicyProblem
 from reconciler.plan import Rollout, WorkloadPlan
 from reconciler.workload import Workload
@@ -36,6 +36,26 @@ def rollout_message(action: Rollout) -> str:
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
 
 
+def rollout_notices(workload: Workload, action: Rollout, at: datetime) -> list[Notice]:
+    """A ROLLED_OUT notice per moved container, with the RolloutTriggered Event's text as detail."""
+    detail = rollout_message(action)
+    return [
+        Notice(
+            NoticeOutcome.ROLLED_OUT,
+            workload.kind,
+            workload.namespace,
+            workload.name,
+            at,
+            container=c.container,
+            image=c.image,
+            old_digest=c.old,
+            new_digest=c.new,
+            detail=detail,
+        )
+        for c in action.changes
+    ]
+
+
 class EventRecorder:
     """Writes core/v1 Events about workloads; failures are logged, never raised into the cycle."""
 
@@ -55,6 +75,10 @@ class EventRecorder:
         self._clock = clock
         self._warning_interval = warning_interval
         self._warned: dict[tuple[str, str], float] = {}
+
+    def now(self) -> float:
+        """The recorder's clock (Unix seconds)."""
+        return self._clock()
 
     def event_body(
         self, workload: Workload, *, type_: str, reason: str, message: str, resource_version: str
@@ -113,8 +137,11 @@ class EventRecorder:
             return False
         return True
 
-    async def warn_once(self, workload: Workload, subject: str, *, reason: str, message: str) -> bool:
-        """A Warning Event, at most once per `warning_interval` per workload and subject (an image)."""
+    async def warn_once(
+        self, workload: Workload, subject: str, *, reason: str, message: str, notice: Notice | None = None
+    ) -> bool:
+        """A Warning Event, at most once per `warning_interval` per workload and subject (an image);
+        `notice` goes to the notification sinks just as often."""
         key = (workload.uid or str(workload.key), subject)
         now = self._clock()
         if len(self._warned) > _MAX_REMEMBERED_WARNINGS:
@@ -123,6 +150,8 @@ class EventRecorder:
         if last is not None and now - last < self._warning_interval:
             return False
         self._warned[key] = now
+        if notice is not None:
+            self.notices.submit(notice)
         return await self.emit(workload, type_="Warning", reason=reason, message=message)
 
     def forget(self, subject_of: Callable[[tuple[str, str]], bool]) -> None:
@@ -137,15 +166,25 @@ async def warn_registry_errors(events: EventRecorder, plans: Sequence[WorkloadPl
 
     async def warn(plan: WorkloadPlan) -> None:
         for verdict in plan.errors:
+            message = (
+                f"container {verdict.container.name}: cannot resolve {verdict.container.image}: "
+                f"{verdict.detail}; no rollout until it resolves"
+            )
+            w = plan.workload
+            notice = Notice(
+                NoticeOutcome.REGISTRY_ERROR,
+                w.kind,
+                w.namespace,
+                w.name,
+                datetime.fromtimestamp(events.now(), UTC),
+                container=verdict.container.name,
+                image=verdict.container.image,
+                old_digest=verdict.recorded,
+                detail=message,
+            )
             async with gate:
                 await events.warn_once(
-                    plan.workload,
-                    verdict.container.image,
-                    reason=REASON_REGISTRY_ERROR,
-                    message=(
-                        f"container {verdict.container.name}: cannot resolve {verdict.container.image}: "
-                        f"{verdict.detail}; no rollout until it resolves"
-                    ),
+                    w, verdict.container.image, reason=REASON_REGISTRY_ERROR, message=message, notice=notice
                 )
 
     await asyncio.gather(*(warn(p) for p in plans if p.errors))

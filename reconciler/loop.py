@@ -154,6 +154,9 @@ class ScheduledLoop:
             log.exception("cycle crashed")
         finally:
             metrics.CYCLES.labels(outcome=outcome).inc()
+            metrics.LAST_CYCLE_TIMESTAMP.labels(
+                outcome="success" if outcome == "ok" else "failure"
+            ).set_to_current_time()
             metrics.CYCLE_DURATION.observe(time.monotonic() - started)
 
 

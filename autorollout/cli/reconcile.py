@@ -18,6 +18,7 @@ from typing import Any
 
 from autorollout.cli.events import open_events
 from autorollout.cli.lifecycle import on_stop_signals, serve_until_signalled
+from autorollout.cli.notifications import open_notifications
 from autorollout.cli.outcome import EXIT_FAILURE, EXIT_OK, run_reported
 from autorollout.cli.startup import announce, announce_api_server, start_logging
 from autorollout.cli.wiring import credential_store, open_resolver
@@ -26,6 +27,7 @@ from autorollout.credentials import CredentialStore
 from autorollout.errors import UsageError
 from autorollout.kube import KubeClient
 from autorollout.kube.pull_secrets import PullSecretReader
+from autorollout.notify import DISCARD, NoticeSink
 from autorollout.probes import ProbeServer, Readiness
 from autorollout.registry.resolver import DigestResolver
 from autorollout.terminal import terminal_safe
@@ -58,6 +60,7 @@ async def open_reconciler(
     kube: KubeClient | None = None,
     resolver: DigestResolver | None = None,
     credentials: CredentialStore | None = None,
+    notices: NoticeSink = DISCARD,
 ) -> AsyncIterator[Reconciler]:
     """A Reconciler with its own API client, registry resolver and credentials unless shared ones are
     passed in (what is passed in stays open: its owner closes it)."""
@@ -74,13 +77,17 @@ async def open_reconciler(
             credentials=credentials if credentials is not None else credential_store(config),
             pull_secrets=PullSecretReader(kube),
             identity=reconciler_identity(),
+            notices=notices,
         )
         stack.push_async_callback(reconciler.aclose)
         yield reconciler
 
 
 async def _once(config: Config, args: argparse.Namespace) -> int:
-    async with open_reconciler(config, args.kubeconfig) as reconciler:
+    async with (
+        open_notifications(config) as notices,
+        open_reconciler(config, args.kubeconfig, notices=DISCARD if args.dry_run else notices) as reconciler,
+    ):
         await announce_api_server(reconciler.kube)
         await reconciler.start(watch=False)
         report = await reconciler.cycle.run(dry_run=args.dry_run)
@@ -100,7 +107,8 @@ async def _forever(config: Config, args: argparse.Namespace) -> int:
 
     on_stop_signals(stop_early)
     async with (
-        open_reconciler(config, args.kubeconfig) as reconciler,
+        open_notifications(config) as notices,
+        open_reconciler(config, args.kubeconfig, notices=notices) as reconciler,
         open_events(config, reconciler) as events,
     ):
         await announce_api_server(reconciler.kube)

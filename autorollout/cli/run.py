@@ -16,6 +16,7 @@ from typing import Any
 
 from autorollout.cli.events import open_events
 from autorollout.cli.lifecycle import serve_until_signalled
+from autorollout.cli.notifications import open_notifications
 from autorollout.cli.outcome import EXIT_OK, run_reported
 from autorollout.cli.reconcile import open_reconciler, schedule_errors_as_usage
 from autorollout.cli.startup import announce, announce_api_server, start_logging
@@ -46,8 +47,9 @@ async def _run(config: Config, settings: WebhookConfig, kubeconfig: str | None) 
             open_resolver(config) as resolver,
             open_admission_resolver(config, resolver) as admission,
             open_webhook(settings, kube=kube, resolver=admission, credentials=credentials) as webhook,
+            open_notifications(config) as notices,
             open_reconciler(
-                config, kubeconfig, kube=kube, resolver=resolver, credentials=credentials
+                config, kubeconfig, kube=kube, resolver=resolver, credentials=credentials, notices=notices
             ) as reconciler,
             open_events(config, reconciler) as events,
         ):

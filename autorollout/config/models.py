@@ -268,6 +268,7 @@ class Config(_Section):
     leader_election: LeaderElectionConfig = Field(default_factory=LeaderElectionConfig)
     events: EventsConfig = Field(default_factory=lambda: EventsConfig())  # noqa: PLW0108 (defined below)
     rollout_policy: RolloutPolicyConfig = Field(default_factory=RolloutPolicyConfig)
+    notifications: NotificationsConfig = Field(default_factory=lambda: NotificationsConfig())  # noqa: PLW0108
     digest_cache_ttl_seconds: float = Field(default=10.0, ge=0)
     # Every registry lookup (token fetch and retries included) ends within it, however slow the peer.
     lookup_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
@@ -294,5 +295,6 @@ class Config(_Section):
 
 # The events section's models build on the sections above (a module of their own: one job each).
 from autorollout.config.events import EventsConfig  # noqa: E402
+from autorollout.config.notifications import NotificationsConfig  # noqa: E402
 
 Config.model_rebuild()

@@ -92,8 +92,8 @@ def test_start_up_lines_of_the_long_running_commands(
     unknown = [m for m in messages if m.get("level") == "warning" and "unknown key" in m["msg"]]
     assert [m["msg"] for m in unknown] == [
         "newUpstreamKey: unknown key; expected one of: cronSchedule, digestCacheTtlSeconds, events, "
-        "featureFlags, leaderElection, logLevel, lookupTimeoutSeconds, reconciler, registries, "
-        "rolloutPolicy, tls, webhook, "
+        "featureFlags, leaderElection, logLevel, lookupTimeoutSeconds, notifications, "
+        "reconciler, registries, rolloutPolicy, tls, webhook, "
         "webserver (line 2)"  # keys sorted
     ]
     starting = by_message(messages, "kube-autorollout starting")

@@ -128,8 +128,8 @@ UNKNOWN_LINES = [
     "webserver.prot: unknown key; did you mean port? (line 2)",
     "registries[0].secret.tokn: unknown key; did you mean token? (line 5)",
     "newUpstreamKey: unknown key; expected one of: cronSchedule, digestCacheTtlSeconds, events, "
-    "featureFlags, leaderElection, logLevel, lookupTimeoutSeconds, reconciler, registries, "
-    "rolloutPolicy, tls, webhook, "
+    "featureFlags, leaderElection, logLevel, lookupTimeoutSeconds, notifications, "
+    "reconciler, registries, rolloutPolicy, tls, webhook, "
     "webserver (line 6)",
 ]
 

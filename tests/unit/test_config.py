@@ -429,8 +429,8 @@ def test_unknown_keys_are_warnings_with_their_path_line_and_a_suggestion(tmp_pat
         "registries[0].mirror: unknown key; expected one of: hostnamePattern, secret (line 8)",
         "cron_schedule: unknown key; did you mean cronSchedule? (line 9)",
         "newUpstreamFeature: unknown key; expected one of: cronSchedule, digestCacheTtlSeconds, events, "
-        "featureFlags, leaderElection, logLevel, lookupTimeoutSeconds, reconciler, registries, "
-        "rolloutPolicy, tls, webhook, webserver (line 10)",
+        "featureFlags, leaderElection, logLevel, lookupTimeoutSeconds, notifications, "
+        "reconciler, registries, rolloutPolicy, tls, webhook, webserver (line 10)",
     ]
     assert not any("NotShownAnywhere" in w for w in loaded.warnings)
     assert load_config_text(UNKNOWN_KEYS, {}) == loaded.config
