@@ -51,12 +51,8 @@ class SinkSettings:
 def url_secrets(url: str) -> list[str]:
     """The forms of a sink URL an error text could quote: whole, its path and its query."""
     parsed = httpx.URL(url)
-    parts = [
-        url,
-        str(parsed),
-        parsed.raw_path.decode("ascii", "replace"),
-        parsed.query.decode("ascii", "replace"),
-    ]
+    raw_path = parsed.raw_path.decode("ascii", "replace").partition("?")[0]
+    parts = [url, str(parsed), raw_path, parsed.path, parsed.query.decode("ascii", "replace")]
     return [part for part in parts if len(part) >= _MIN_SECRET_PART]
 
 
