@@ -51,6 +51,21 @@ ADMISSION_SECONDS = Histogram(
 LEADER = Gauge("kube_autorollout_leader", "1 while this replica holds the reconciler lease.")
 
 
+# Failed image lookups of reconcile cycles (one per image and cycle), by registry and the kind of
+# failure: unauthorized, forbidden, locked_out (credentials refused recently: nothing sent),
+# unreachable, tls, timeout, rate_limited, server_error, not_found, bad_response, ...
+REGISTRY_LOOKUP_FAILURES = Counter(
+    "kube_autorollout_registry_lookup_failures",
+    "Image lookups of reconcile cycles that failed, by registry host and reason.",
+    ["registry", "reason"],
+)
+
+
+def count_lookup_failure(registry: str, reason: str) -> None:
+    """One failed image lookup of a cycle (`reason` is the error's `RegistryError.reason`)."""
+    REGISTRY_LOOKUP_FAILURES.labels(registry=registry, reason=reason).inc()
+
+
 def observe_registry_request(registry: str, method: str, outcome: str) -> None:
     """Hook for `RegistryClient(on_request=...)`."""
     REGISTRY_REQUESTS.labels(registry=registry, method=method, outcome=outcome).inc()

@@ -87,6 +87,7 @@ def report_registry_errors(report: CycleReport, errors: Mapping[str, tuple[Regis
     """Record the failed lookups in `report` and log one line per image."""
     report.registry_errors = {image: _error_text(e) for image, (e, _) in errors.items()}
     for image, (error, affected) in sorted(errors.items()):
+        metrics.count_lookup_failure(error.registry or image.partition("/")[0], error.reason)
         log.warning(
             "registry lookup failed; no rollout for this image",
             extra={"fields": {"image": image, "error": _error_text(error), "workloads": affected}},

@@ -46,7 +46,7 @@ class NotifyReceiver:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with receiver._lock:
                     answered = receiver.script.popleft() if receiver.script else receiver.mode
@@ -55,7 +55,7 @@ class NotifyReceiver:
                     )
                 receiver._answer(self, answered)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 """Quiet: the tests read `received`."""
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -47,7 +47,7 @@ def test_each_problem_is_one_line_naming_the_key() -> None:
         "    - {name: b, type: discord, urlFile: /x}\n"
         "    - {name: c, type: teams}\n"
         "    - {name: d, type: webhook, urlEnv: 'A-B', outcomes: [rolledOut, exploded]}\n"
-        "    - {name: e, type: webhook, urlEnv: E, timeoutSeconds: 0, backoffSeconds: 9, maxBackoffSeconds: 3}\n"
+        "    - {name: e, type: webhook, urlEnv: E, timeoutSeconds: 0}\n"
     )
     found = problems(text)
     assert all("\n" not in p for p in found)
@@ -105,7 +105,8 @@ def test_the_url_is_read_from_the_environment_or_a_file_and_never_quoted(
     with pytest.raises(UsageError) as caught:
         sink_settings(config)
     assert str(caught.value) == (
-        "notifications.sinks[0].urlEnv: environment variable SLACK_URL does not hold an http:// or https:// URL"
+        "notifications.sinks[0].urlEnv: environment variable SLACK_URL "
+        "does not hold an http:// or https:// URL"
     )
     monkeypatch.delenv("SLACK_URL")
     with pytest.raises(

@@ -166,5 +166,6 @@ def test_an_error_text_quoting_the_url_is_redacted() -> None:
             return SinkDelivery(settings, client)._redacted(f"{error}; path {request.url.raw_path.decode()}")
 
     text = asyncio.run(redacted())
-    assert "SeCrEtPaRt99" not in text and "AnotherSecret77" not in text
+    assert "SeCrEtPaRt99" not in text
+    assert "AnotherSecret77" not in text
     assert "[redacted]" in text

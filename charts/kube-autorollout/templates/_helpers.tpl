@@ -209,6 +209,9 @@ two different Secrets share, gets a generated name instead.
 {{- with (include "kube-autorollout.events" . | fromYaml) }}
 {{- $_ := set $config "events" . }}
 {{- end }}
+{{- with (include "kube-autorollout.notifications" . | fromYaml) }}
+{{- $_ := set $config "notifications" . }}
+{{- end }}
 {{- toYaml $config }}
 {{- end }}
 
@@ -283,4 +286,43 @@ imagePullSecrets workloads name (optional).
   resources: ["leases"]
   resourceNames: [{{ include "kube-autorollout.leaseName" . | quote }}]
   verbs: ["get", "update", "patch"]
+{{- end }}
+
+{{- define "kube-autorollout.notificationsDir" -}}/etc/kube-autorollout/notifications{{- end }}
+
+{{/*
+The environment variable holding a notification sink's URL: KAR_NOTIFY_<NAME>_URL.
+*/}}
+{{- define "kube-autorollout.notificationEnv" -}}
+{{- printf "KAR_NOTIFY_%s_URL" (. | upper | replace "-" "_") }}
+{{- end }}
+
+{{/*
+The config's `notifications` section, only while sinks are listed: each sink's Secret reference
+becomes `urlEnv` (the key as an environment variable) or `urlFile` (the Secret mounted under
+notificationsDir); the URL itself never enters the ConfigMap.
+*/}}
+{{- define "kube-autorollout.notifications" -}}
+{{- $n := .Values.notifications }}
+{{- if $n.sinks }}
+{{- $sinks := list }}
+{{- range $i, $s := $n.sinks }}
+{{- $name := required (printf "notifications.sinks[%d].name is required" $i) $s.name }}
+{{- $ref := required (printf "notifications.sinks[%d].urlSecretRef {name, key} is required" $i) $s.urlSecretRef }}
+{{- if not (and $ref.name $ref.key) }}
+{{- fail (printf "notifications.sinks[%d].urlSecretRef needs name and key" $i) }}
+{{- end }}
+{{- $sink := dict "name" $name "type" (required (printf "notifications.sinks[%d].type is required" $i) $s.type) }}
+{{- if eq ($s.urlFrom | default "env") "file" }}
+{{- $_ := set $sink "urlFile" (printf "%s/%s/%s" (include "kube-autorollout.notificationsDir" $) $name $ref.key) }}
+{{- else }}
+{{- $_ := set $sink "urlEnv" (include "kube-autorollout.notificationEnv" $name) }}
+{{- end }}
+{{- range $key := list "outcomes" "timeoutSeconds" "maxAttempts" "backoffSeconds" "maxBackoffSeconds" "queueSize" }}
+{{- if hasKey $s $key }}{{ $_ := set $sink $key (get $s $key) }}{{ end }}
+{{- end }}
+{{- $sinks = append $sinks $sink }}
+{{- end }}
+{{- toYaml (dict "drainSeconds" $n.drainSeconds "sinks" $sinks) }}
+{{- end }}
 {{- end }}
