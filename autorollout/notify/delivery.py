@@ -93,6 +93,11 @@ class SinkDelivery:
         return not self._queue and not self._busy
 
     @property
+    def sending(self) -> bool:
+        """A notice is being sent (or waits for its next attempt)."""
+        return self._busy
+
+    @property
     def queued(self) -> int:
         return len(self._queue)
 
@@ -119,6 +124,9 @@ class SinkDelivery:
             self._busy = True
             try:
                 await self._deliver(notice)
+            except asyncio.CancelledError:
+                self._drop(notice, "shutting down while it was being sent")
+                raise
             finally:
                 self._busy = False
 

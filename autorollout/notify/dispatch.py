@@ -43,6 +43,7 @@ class NoticeDispatcher:
             if any(task.done() for task in self._tasks):
                 break  # a delivery task died (logged below): it will not drain
             await asyncio.sleep(_DRAIN_POLL)
+        sending = [sink.sending for sink in self.sinks]  # cut short below: dropped (and counted) there
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -52,8 +53,8 @@ class NoticeDispatcher:
                 except Exception:
                     log.exception("notification delivery failed", extra={"fields": {"task": task.get_name()}})
         self._tasks = []
-        for sink in self.sinks:
-            left = sink.drop_queued("shutting down")
+        for sink, was_sending in zip(self.sinks, sending, strict=True):
+            left = sink.drop_queued("shutting down") + was_sending
             if left:
                 log.warning(
                     "notifications left undelivered at shutdown",
