@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: venv system-deps image lint format docs helm-docs chart-readme test test-unit test-integration test-e2e test-e2e-versions kube-versions \
+.PHONY: venv system-deps image lint format docs helm-docs promtool chart-readme test test-unit test-integration test-e2e test-e2e-versions kube-versions \
 	cluster-binaries demo bench clean
 
 ## The Kubernetes release of the cluster binaries, the e2e tests and the demo, e.g.
@@ -45,6 +45,11 @@ docs: venv
 helm-docs:
 	scripts/install-helm-docs.sh
 
+## Builds (or finds in ~/.cache/kube-autorollout) promtool, which checks and unit-tests the chart's alerts
+## (the first build takes several minutes, niced).
+promtool:
+	scripts/install-promtool.sh
+
 ## Rewrites charts/kube-autorollout/README.md from its README.md.gotmpl and the `# --` comments of values.yaml.
 chart-readme:
 	"$$(scripts/install-helm-docs.sh | tail -1)/helm-docs" --chart-search-root charts --log-level warning
@@ -64,13 +69,13 @@ cluster-binaries:
 	scripts/install-cluster-binaries.sh
 
 # The whole suite: lint, type check, the docs site, unit, registry integration and control-plane e2e tests.
-test: system-deps lint docs cluster-binaries helm-docs
+test: system-deps lint docs cluster-binaries helm-docs promtool
 	$(PYTEST) -m "unit or integration or e2e"
 
 test-unit: venv
 	$(PYTEST) -m unit -q
 
-test-integration: system-deps venv helm-docs
+test-integration: system-deps venv helm-docs promtool
 	$(PYTEST) -m integration
 
 test-e2e: system-deps venv cluster-binaries
