@@ -28,7 +28,10 @@ class NoticeDispatcher:
     def submit(self, notice: Notice) -> None:
         """Queue `notice` at every sink whose filter takes it; never waits."""
         for sink in self.sinks:
-            sink.submit(notice)
+            try:
+                sink.submit(notice)
+            except Exception:  # a notification must never break the cycle that decided it
+                log.exception("notification not queued", extra={"fields": {"sink": sink.settings.name}})
 
     def start(self) -> None:
         self._tasks = [

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 from autorollout.notify.model import Notice, NoticeOutcome
@@ -46,6 +47,10 @@ _SLACK_TEXT_MAX: Final = 3000
 _DETAIL_MAX: Final = 1000
 
 
+def _stamp(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -64,7 +69,7 @@ def facts(notice: Notice) -> list[tuple[str, str]]:
         ("Old digest", notice.old_digest),
         ("New digest", notice.new_digest),
         ("Result", notice.outcome.value),
-        ("At", notice.at.strftime("%Y-%m-%dT%H:%M:%SZ")),
+        ("At", _stamp(notice.at)),
     ]
     return [(label, value) for label, value in rows if value]
 
@@ -89,7 +94,7 @@ def webhook_body(notice: Notice) -> dict[str, Any]:
         "oldDigest": notice.old_digest,
         "newDigest": notice.new_digest,
         "detail": _cut(notice.detail, _DETAIL_MAX),
-        "at": notice.at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "at": _stamp(notice.at),
         "summary": summary(notice),
     }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
 import pytest
@@ -169,3 +169,9 @@ def test_an_error_text_quoting_the_url_is_redacted() -> None:
     assert "SeCrEtPaRt99" not in text
     assert "AnotherSecret77" not in text
     assert "[redacted]" in text
+
+
+def test_the_time_is_given_in_utc_whatever_zone_the_notice_has() -> None:
+    berlin = timezone(timedelta(hours=1))
+    notice = rolled_out(at=datetime(2026, 12, 1, 14, 0, 5, tzinfo=berlin))
+    assert webhook_body(notice)["at"] == "2026-12-01T13:00:05Z"
