@@ -32,7 +32,7 @@ from reconciler.plan import (
     WorkloadPlan,
     recorded_digest,
 )
-from reconciler.workload import Workload, log_fields
+from reconciler.workload import Workload, WorkloadKey, log_fields
 
 log = logging.getLogger("kube_autorollout.reconciler")
 
@@ -71,7 +71,7 @@ async def observe_platforms(
     observation.nodes = await nodes.platforms()
     if observation.nodes is None:
         return platform
-    wanted: dict[tuple[Workload, str], Lookup] = {}
+    wanted: dict[tuple[WorkloadKey, str], Lookup] = {}
     for w in platform:
         lookups = observation.lookups.get(w.key, {})
         for name, found in observation.resolutions.get(w.key, {}).items():
@@ -81,12 +81,12 @@ async def observe_platforms(
                 and isinstance(lookup, Lookup)
                 and _needs_index_body(w, name, found)
             ):
-                wanted[(w, name)] = lookup
+                wanted[(w.key, name)] = lookup
     if not wanted:
         return []
     bodies = await observer.resolve_platforms(wanted.values(), fresh_after=fresh_after)
-    for (w, name), lookup in wanted.items():
-        observation.resolutions[w.key][name] = bodies[lookup]
+    for (key, name), lookup in wanted.items():
+        observation.resolutions[key][name] = bodies[lookup]
     unique = len(set(wanted.values()))
     log.info(
         "index bodies looked up for platform comparison",
