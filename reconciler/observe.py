@@ -39,8 +39,9 @@ class Observation:
     # image -> (the error, how many workloads use the image)
     errors: dict[str, tuple[RegistryError, int]] = field(default_factory=dict)
     unique_images: int = 0
-    # Per workload and container the lookup made (platform comparison asks for index bodies with it).
-    lookups: dict[WorkloadKey, dict[str, Lookup | Unchecked]] = field(default_factory=dict)
+    # Per workload (in `workloads` order) and container the lookup made: platform comparison asks
+    # for index bodies with it.
+    lookups: list[dict[str, Lookup | Unchecked]] = field(default_factory=list)
     # The nodes' platforms, read only when a workload compares platforms (None: not read, unknown).
     nodes: frozenset[NodePlatform] | None = None
     platform_lookups: int = 0
@@ -120,7 +121,7 @@ class Observer:
                 str(x.reference): (r, users[x]) for x, r in results.items() if isinstance(r, RegistryError)
             },
             unique_images=len(lookups),
-            lookups={w.key: per_workload[i] for i, w in enumerate(workloads)},
+            lookups=per_workload,
         )
 
     async def reread(self, workload: Workload) -> Workload:

@@ -22,7 +22,7 @@ from reconciler.platforms import compare_plan, compare_plans, in_platform_mode
 from reconciler.report import CycleReport
 from reconciler.status import describe_cycle, state_text
 from reconciler.workload import Workload, parse_workload
-from tests.unit.reconciler_objects import D1, D2, D3, IMAGE, workload_object
+from tests.unit.reconciler_objects import D1, D2, D3, IMAGE, SIDECAR, manifest, workload_object
 
 pytestmark = pytest.mark.unit
 
@@ -248,3 +248,61 @@ def test_without_node_information_platform_mode_plans_as_index_mode() -> None:
         workloads=[plain], resolutions={plain.key: {"app": moved}}, nodes=frozenset({AMD64})
     )
     assert compare_plans(plain_plans, observation, PolicyDefaults()) == plain_plans
+
+
+def test_one_container_recorded_only_and_another_moved_roll_out_together_with_both_records() -> None:
+    annotations = {
+        "digest.kube-autorollout/app": format_recorded(IMAGE, D1),
+        "digest.kube-autorollout/side": format_recorded(SIDECAR, D1),
+        PLATFORMS_KEY: format_platforms(D1, {"linux/amd64": AMD_1}),
+    }
+    obj = workload_object(annotations=annotations, containers=[("app", IMAGE), ("side", SIDECAR)])
+    w = parse_workload("Deployment", obj)
+    app = index(D2, linux_amd64=AMD_1, linux_arm64=ARM_2)  # only arm64 moved
+    side = manifest(D3)  # not an index: compared by its digest
+    plan = compare_plan(plan_workload(w, {"app": app, "side": side}), {"app": app, "side": side}, {AMD64})
+    assert isinstance(plan.action, Rollout)
+    assert [c.container for c in plan.action.changes] == ["side"]
+    assert plan.action.records == {"app": format_recorded(IMAGE, D2), "side": format_recorded(SIDECAR, D3)}
+    assert plan.action.platforms == {"app": format_platforms(D2, {"linux/amd64": AMD_1})}
+    assert [v.state for v in plan.verdicts] == [ContainerState.RECORDED_ONLY, ContainerState.WILL_ROLL]
+
+
+def test_a_record_only_write_records_no_container_that_waits_for_pods() -> None:
+    annotations = {
+        "digest.kube-autorollout/app": format_recorded(IMAGE, D1),
+        PLATFORMS_KEY: format_platforms(D1, {"linux/amd64": AMD_1}),
+    }
+    obj = workload_object(annotations=annotations, containers=[("app", IMAGE), ("side", SIDECAR)])
+    w = parse_workload("Deployment", obj)
+    app = index(D2, linux_amd64=AMD_1, linux_arm64=ARM_2)
+    side = manifest(D3)
+    planned = plan_workload(w, {"app": app, "side": side})  # no pods read: side waits for pods
+    assert isinstance(planned.action, Rollout)  # a rollout would record side at what it pulls
+    plan = compare_plan(planned, {"app": app, "side": side}, {AMD64})
+    assert isinstance(plan.action, Adoption)
+    assert plan.action.records == {"app": format_recorded(IMAGE, D2)}  # without a restart: only app
+
+
+def test_an_unwatched_containers_platform_record_goes_with_its_digest_record() -> None:
+    annotations = {
+        "digest.kube-autorollout/app": format_recorded(IMAGE, D1),
+        "digest.kube-autorollout/side": format_recorded(SIDECAR, D1),
+        PLATFORMS_KEY: format_platforms(D1, {"linux/amd64": AMD_1}),
+        "platforms.kube-autorollout/side": format_platforms(D1, {"linux/amd64": AMD_1}),
+        "policy.kube-autorollout/exclude-containers": "side",
+    }
+    obj = workload_object(annotations=annotations, containers=[("app", IMAGE), ("side", SIDECAR)])
+    w = parse_workload("Deployment", obj)
+    same = index(D1, linux_amd64=AMD_1)
+    # As digest records do, it goes with the workload's next patch (there is none in a steady state).
+    steady = plan_workload(w, {"app": same})
+    assert compare_plan(steady, {"app": same}, {AMD64}) is steady
+    moved = index(D2, linux_amd64=AMD_1)
+    plan = compare_plan(plan_workload(w, {"app": moved}), {"app": moved}, {AMD64})
+    assert isinstance(plan.action, Adoption)
+    assert plan.action.stale == ("side",)
+    assert plan.action.platforms == {"app": format_platforms(D2, {"linux/amd64": AMD_1}), "side": None}
+    ops = adoption_patch(w, plan.action.records, stale=plan.action.stale, platforms=plan.action.platforms)
+    assert {"op": "remove", "path": "/metadata/annotations/platforms.kube-autorollout~1side"} in ops
+    assert {"op": "remove", "path": "/metadata/annotations/digest.kube-autorollout~1side"} in ops
