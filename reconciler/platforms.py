@@ -159,7 +159,8 @@ def compare_plan(
         action = replace(action, changes=changes) if changes else _record_only(action, verdicts, unchanged)
     records: dict[str, str | None] = {}
     for name, (index, manifests) in indexes.items():
-        value = format_platforms(index, manifests) if manifests else None
+        # Written with no manifest too: the record says this index was read (no GET every cycle).
+        value = format_platforms(index, manifests)
         if _recorded_after(plan, action, name) == index and value != known.get(name):
             records[name] = value
     records.update((name, None) for name in (action.stale if action is not None else ()) if name in known)

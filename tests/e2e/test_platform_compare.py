@@ -51,7 +51,9 @@ NODE_INFO = {
 def amd64_node(cluster: LocalCluster) -> Iterator[str]:
     """A Node object whose status reports linux/amd64 (no kubelet behind it), deleted afterwards."""
     name = f"p16-amd64-{secrets.token_hex(3)}"
-    manifest = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}}
+    # Tainted: no DaemonSet of another test schedules a pod onto a node that runs nothing.
+    taint = {"key": "kube-autorollout.test/no-kubelet", "value": "true", "effect": "NoSchedule"}
+    manifest = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}, "spec": {"taints": [taint]}}
     cluster.kubectl("apply", "-f", "-", input=json.dumps(manifest))
     status = json.dumps({"status": {"nodeInfo": NODE_INFO}})
     cluster.kubectl("patch", "node", name, "--subresource=status", "--type=merge", "-p", status)

@@ -306,3 +306,13 @@ def test_an_unwatched_containers_platform_record_goes_with_its_digest_record() -
     ops = adoption_patch(w, plan.action.records, stale=plan.action.stale, platforms=plan.action.platforms)
     assert {"op": "remove", "path": "/metadata/annotations/platforms.kube-autorollout~1side"} in ops
     assert {"op": "remove", "path": "/metadata/annotations/digest.kube-autorollout~1side"} in ops
+
+
+def test_an_index_without_a_node_platform_is_recorded_as_read_and_its_moves_roll_out() -> None:
+    arm_only = index(D1, linux_arm64=ARM_1)
+    baseline = compare_plan(plan_workload(workload(), {"app": arm_only}), {"app": arm_only}, {AMD64})
+    assert isinstance(baseline.action, Adoption)
+    assert baseline.action.platforms == {"app": D1}  # read, nothing for these nodes: no GET next cycle
+    moved = index(D2, linux_arm64=ARM_2)
+    plan = compare_plan(plan_workload(workload(record=D1), {"app": moved}), {"app": moved}, {AMD64})
+    assert isinstance(plan.action, Rollout)  # nothing to compare: as in index mode
