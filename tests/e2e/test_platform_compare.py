@@ -113,8 +113,12 @@ def test_an_index_move_of_another_platform_is_recorded_and_one_of_the_nodes_plat
     wait_replicasets(cluster, namespace, "app", 1)
     config = write_config(tmp_path / "config.yaml", [namespace])
 
+    def gets() -> int:  # GETs of the tag's manifest (the index body) by the product, not the harness
+        return registry.request_count("GET", f"/v2/{unique_repo}/manifests/latest")
+
     # First cycle: the record of the index's node platform manifests (the baseline), no rollout.
     logs = _once(cluster, config)
+    assert gets() == 1
     annotations = _annotations(cluster, namespace)
     assert annotations[DIGEST] == f"{image}@{v1}"
     assert annotations[PLATFORMS] == format_platforms(v1, {"linux/amd64": by_platform["linux/amd64"]})
@@ -122,6 +126,7 @@ def test_an_index_move_of_another_platform_is_recorded_and_one_of_the_nodes_plat
     # The steady state asks for no index body.
     logs = _once(cluster, config)
     assert not [m for m in logs if m["msg"].startswith("index bodies looked up")]
+    assert gets() == 1  # a HEAD only
 
     # Only arm64 moves: the index digest moves, the node's platform does not.
     v2 = _push_index(
@@ -143,6 +148,7 @@ def test_an_index_move_of_another_platform_is_recorded_and_one_of_the_nodes_plat
     assert annotations[PLATFORMS] == format_platforms(v2, {"linux/amd64": by_platform["linux/amd64"]})
     assert replicaset_count(cluster, namespace, "app") == 1
     assert not events(cluster, namespace, "RolloutTriggered")
+    assert gets() == 3  # one for `status`, one for the cycle
 
     # amd64 moves: one rollout, as in index mode.
     amd64 = _push_platform(registry, unique_repo, "linux/amd64", 1603)
@@ -154,6 +160,7 @@ def test_an_index_move_of_another_platform_is_recorded_and_one_of_the_nodes_plat
     assert annotations[PLATFORMS] == format_platforms(v3, {"linux/amd64": amd64})
     assert len(events(cluster, namespace, "RolloutTriggered")) == 1
     _once(cluster, config)  # and exactly once
+    assert gets() == 4
     assert replicaset_count(cluster, namespace, "app") == 2
     assert len(events(cluster, namespace, "RolloutTriggered")) == 1
 
