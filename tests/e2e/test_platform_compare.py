@@ -6,8 +6,11 @@ nodes, index comparison with one Warning Event saying so."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,13 +18,17 @@ from typing import Any
 import pytest
 
 from autorollout.annotations import format_platforms
+from autorollout.policy.platforms import NodePlatform
+from reconciler.reconciler import Reconciler
 from tests.e2e.reconciler_helpers import (
     apply,
+    config_for,
     events,
     list_items,
     replicaset_count,
     run_cli,
     wait_replicasets,
+    with_reconciler,
     workload,
     write_config,
 )
@@ -47,20 +54,26 @@ NODE_INFO = {
 }
 
 
-@pytest.fixture
-def amd64_node(cluster: LocalCluster) -> Iterator[str]:
-    """A Node object whose status reports linux/amd64 (no kubelet behind it), deleted afterwards."""
-    name = f"p16-amd64-{secrets.token_hex(3)}"
+@contextlib.contextmanager
+def fake_node(cluster: LocalCluster, architecture: str) -> Iterator[str]:
+    """A Node object whose status reports linux/<architecture> (no kubelet behind it), deleted after."""
+    name = f"p16-{architecture}-{secrets.token_hex(3)}"
     # Tainted: no DaemonSet of another test schedules a pod onto a node that runs nothing.
     taint = {"key": "kube-autorollout.test/no-kubelet", "value": "true", "effect": "NoSchedule"}
     manifest = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}, "spec": {"taints": [taint]}}
     cluster.kubectl("apply", "-f", "-", input=json.dumps(manifest))
-    status = json.dumps({"status": {"nodeInfo": NODE_INFO}})
-    cluster.kubectl("patch", "node", name, "--subresource=status", "--type=merge", "-p", status)
+    status = json.dumps({"status": {"nodeInfo": NODE_INFO | {"architecture": architecture}}})
     try:
+        cluster.kubectl("patch", "node", name, "--subresource=status", "--type=merge", "-p", status)
         yield name
     finally:
         cluster.kubectl("delete", "node", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def amd64_node(cluster: LocalCluster) -> Iterator[str]:
+    with fake_node(cluster, "amd64") as name:
+        yield name
 
 
 def _annotations(cluster: LocalCluster, namespace: str) -> dict[str, str]:
@@ -224,3 +237,30 @@ def test_without_rbac_for_nodes_platform_mode_compares_the_index_and_says_so_onc
     assert warning["type"] == "Warning"
     assert warning["message"].endswith("comparing the index digest"), warning["message"]
     assert len(events(cluster, namespace, "RolloutTriggered")) == 1
+
+
+def test_node_platforms_are_listed_once_and_then_followed_by_the_watch(
+    cluster: LocalCluster, namespace: str, amd64_node: str
+) -> None:
+    arm64 = NodePlatform("linux", "arm64")
+
+    async def until(reconciler: Reconciler, present: bool) -> None:
+        deadline = time.monotonic() + 30
+        while (arm64 in (await reconciler.nodes.platforms() or ())) is not present:
+            assert time.monotonic() < deadline, (
+                f"arm64 {'not ' if present else ''}seen: {reconciler.nodes.describe()}"
+            )
+            await asyncio.sleep(0.1)
+
+    async def body(reconciler: Reconciler) -> None:
+        first = await reconciler.nodes.platforms()
+        assert first is not None
+        assert NodePlatform("linux", "amd64") in first
+        listed = reconciler.kube.requests["GET"]
+        with fake_node(cluster, "arm64"):
+            await until(reconciler, present=True)
+        await until(reconciler, present=False)
+        assert reconciler.kube.requests["GET"] == listed, "nodes were listed again"
+        assert reconciler.kube.requests["GET watch"] >= 1
+
+    with_reconciler(cluster, config_for(namespace), body, watch=True)
