@@ -44,7 +44,6 @@ class Observation:
     lookups: list[dict[str, Lookup | Unchecked]] = field(default_factory=list)
     # The nodes' platforms, read only when a workload compares platforms (None: not read, unknown).
     nodes: frozenset[NodePlatform] | None = None
-    platform_lookups: int = 0
 
 
 class Observer:

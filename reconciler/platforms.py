@@ -96,7 +96,6 @@ async def observe_platforms(
         "index bodies looked up for platform comparison",
         extra={"fields": {"images": unique, "containers": len(wanted)}},
     )
-    observation.platform_lookups = unique
     return []
 
 
