@@ -12,6 +12,7 @@ in a Warning Event.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
@@ -48,13 +49,25 @@ def in_platform_mode(workloads: Sequence[Workload], defaults: PolicyDefaults) ->
     return [w for w in workloads if w.policy.compare is platform]
 
 
+# Platform records repeat across cycles (one per workload and container): parsed once each.
+_parse_platforms = functools.lru_cache(maxsize=65_536)(parse_platforms)
+
+
+def _record_of(workload: Workload, name: str) -> tuple[str, dict[str, str]] | None:
+    raw = (workload.platforms or {}).get(name)
+    return _parse_platforms(raw) if raw is not None else None
+
+
 def _needs_index_body(workload: Workload, name: str, found: ManifestDigest) -> bool:
+    """Whether comparing this container needs the index body: it moved, or its record is missing or
+    belongs to another index. In a steady state (recorded, record of the recorded index) it does not."""
     if not found.is_index or found.platforms:
         return False
+    record = _record_of(workload, name)
+    if record is None or record[0] != found.digest:
+        return True
     container = workload.container(name)
-    recorded = recorded_digest(workload, container) if container is not None else None
-    record = parse_platforms((workload.platforms or {}).get(name))
-    return recorded != found.digest or record is None or record[0] != recorded
+    return container is None or recorded_digest(workload, container) != found.digest
 
 
 async def observe_platforms(
@@ -127,7 +140,8 @@ def compare_plan(
 ) -> WorkloadPlan:
     """One platform-mode plan after comparing the node platforms' manifests (see module doc)."""
     w = plan.workload
-    if plan.skipped:
+    # The steady state: no index body was read for this workload (nothing moved, records current).
+    if plan.skipped or not any(isinstance(f, ManifestDigest) and f.platforms for f in resolutions.values()):
         return plan
     known = w.platforms or {}
     indexes: dict[str, tuple[str, dict[str, str]]] = {}  # container -> (index digest, its node manifests)
@@ -140,9 +154,7 @@ def compare_plan(
         if not isinstance(found, ManifestDigest) or not found.platforms or found.digest != verdict.current:
             verdicts.append(verdict)
             continue
-        comparison = compare_platforms(
-            parse_platforms(known.get(name)), verdict.recorded, found.platforms, nodes
-        )
+        comparison = compare_platforms(_record_of(w, name), verdict.recorded, found.platforms, nodes)
         indexes[name] = (found.digest, comparison.manifests)
         if (
             verdict.state is ContainerState.WILL_ROLL
