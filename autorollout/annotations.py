@@ -11,6 +11,8 @@ __all__ = [
     "ENABLED_LABEL",
     "ENABLED_SELECTOR",
     "KUBECTL_RESTARTED_AT",
+    "PLATFORMS_PREFIX",
+    "POLICY_COMPARE",
     "POLICY_CONTAINERS",
     "POLICY_COOLDOWN",
     "POLICY_EXCLUDE_CONTAINERS",
@@ -22,13 +24,16 @@ __all__ = [
     "RESTARTED_AT",
     "SEEN_PREFIX",
     "digest_annotation_key",
+    "format_platforms",
     "format_recorded",
     "format_restarted_at",
     "format_seen",
     "is_enabled",
+    "parse_platforms",
     "parse_recorded",
     "parse_seen",
     "parse_timestamp",
+    "platforms_annotation_key",
     "restarted_at_key",
     "seen_annotation_key",
 ]
@@ -59,6 +64,9 @@ POLICY_WINDOWS = POLICY_PREFIX + "windows"
 POLICY_SETTLE = POLICY_PREFIX + "settle"
 #: The least time between two rollouts of the workload.
 POLICY_COOLDOWN = POLICY_PREFIX + "cooldown"
+#: What a moved tag is compared by: `index` (the digest the tag points to) or `platform` (only the
+#: manifests of the platforms the cluster's nodes run).
+POLICY_COMPARE = POLICY_PREFIX + "compare"
 POLICY_KEYS = (
     POLICY_CONTAINERS,
     POLICY_EXCLUDE_CONTAINERS,
@@ -66,6 +74,7 @@ POLICY_KEYS = (
     POLICY_WINDOWS,
     POLICY_SETTLE,
     POLICY_COOLDOWN,
+    POLICY_COMPARE,
 )
 #: Prefix of the settle marks the reconciler writes: `seen.kube-autorollout/<container>` holds
 #: `<digest> <RFC 3339 UTC>`, the new digest and when a lookup first saw the tag point at it.
@@ -143,3 +152,36 @@ def parse_seen(value: str | None) -> tuple[str, datetime] | None:
     if moment is None or not _DIGEST_RE.fullmatch(digest):
         return None
     return digest, moment
+
+
+#: Prefix of the platform records the reconciler writes in platform mode:
+#: `platforms.kube-autorollout/<container>` holds `<index digest> <os>/<arch>[/<variant>]=<digest>,...`,
+#: the index the record belongs to and the manifests of the node platforms in it. The digest record
+#: (`digest.kube-autorollout/<container>`) stays the index digest, which the kubelet reports as imageID.
+PLATFORMS_PREFIX = "platforms.kube-autorollout/"
+_PLATFORM_RE = re.compile(r"[a-z0-9_.-]+/[a-z0-9_.-]+(?:/[a-z0-9_.-]+)?", re.ASCII)
+
+
+def platforms_annotation_key(container: str) -> str:
+    """`platforms.kube-autorollout/<container>`: the node platforms' manifests of the recorded index."""
+    return PLATFORMS_PREFIX + container
+
+
+def format_platforms(index: str, manifests: Mapping[str, str]) -> str:
+    """A platform record: `<index digest> linux/amd64=sha256:...,linux/arm64=sha256:...` (sorted)."""
+    entries = ",".join(f"{platform}={digest}" for platform, digest in sorted(manifests.items()))
+    return f"{index} {entries}".rstrip()
+
+
+def parse_platforms(value: str | None) -> tuple[str, dict[str, str]] | None:
+    """(index digest, {platform: manifest digest}) from a platform record, or None if it is not one."""
+    index, _, entries = (value or "").strip().partition(" ")
+    if not _DIGEST_RE.fullmatch(index):
+        return None
+    manifests: dict[str, str] = {}
+    for entry in filter(None, entries.strip().split(",")):
+        platform, equals, digest = entry.strip().partition("=")
+        if not equals or not _PLATFORM_RE.fullmatch(platform) or not _DIGEST_RE.fullmatch(digest):
+            return None
+        manifests[platform] = digest
+    return index, manifests

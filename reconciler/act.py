@@ -147,7 +147,7 @@ class Actuator:
             finally:
                 self._patching -= 1
             if isinstance(action, Adoption):
-                marks_only = not action.records and not action.stale
+                marks_only = not action.records and not action.stale and not action.platforms
                 return Outcome(plan, Result.MARKED if marks_only else Result.ADOPTED, attempts)
             new_rv = str((patched.get("metadata") or {}).get("resourceVersion") or workload.resource_version)
             self._emit_later(workload, rollout_message(action), new_rv)
@@ -185,5 +185,8 @@ class Actuator:
                 restarted_at=format_restarted_at(self._now()),
                 stale=action.stale,
                 marks=action.marks,
+                platforms=action.platforms,
             )
-        return adoption_patch(workload, action.records, stale=action.stale, marks=action.marks)
+        return adoption_patch(
+            workload, action.records, stale=action.stale, marks=action.marks, platforms=action.platforms
+        )

@@ -23,8 +23,10 @@ from reconciler.act import Actuator, Outcome, Result
 from reconciler.cache import WorkloadCache
 from reconciler.events import EventRecorder, PolicyWarnings, warn_registry_errors
 from reconciler.gate import GateResult, apply_policy
+from reconciler.nodes import NodePlatforms
 from reconciler.observe import Observation, Observer
 from reconciler.plan import WorkloadPlan, plan_cycle
+from reconciler.platforms import compare_plans, log_platforms, observe_platforms, warn_index_fallback
 from reconciler.report import (
     CycleReport,
     PendingGauge,
@@ -45,8 +47,9 @@ _Pending = tuple[int, WorkloadPlan, int]
 MAX_CONCURRENT_PATCHES = 16
 
 
-def _plans(observation: Observation) -> list[WorkloadPlan]:
-    return plan_cycle(observation.workloads, observation.resolutions, observation.pods)
+def _plans(observation: Observation, policy: PolicyDefaults) -> list[WorkloadPlan]:
+    plans = plan_cycle(observation.workloads, observation.resolutions, observation.pods)
+    return compare_plans(plans, observation, policy) if observation.nodes is not None else plans
 
 
 def _wall_clock() -> datetime:
@@ -68,6 +71,7 @@ class Cycle:
         before_act: BeforeAct | None = None,
         policy: PolicyDefaults | None = None,
         clock: Callable[[], datetime] = _wall_clock,
+        nodes: NodePlatforms | None = None,
     ) -> None:
         self._kube = kube
         self._cache = cache
@@ -82,6 +86,8 @@ class Cycle:
         self._windows = WindowMemo()
         self._policy_warnings = PolicyWarnings(events)
         self._pending = PendingGauge()
+        self._nodes = nodes or NodePlatforms(kube, follow=False)
+        self._compared_by_index: list[Workload] = []
 
     @property
     def in_patch(self) -> bool:
@@ -91,13 +97,21 @@ class Cycle:
     def _gate(self, observation: Observation, *, already_rolling: int = 0) -> GateResult:
         """Plan, then pass the plans through the rollout policy (settle, cooldown, windows, cap)."""
         return apply_policy(
-            _plans(observation),
+            _plans(observation, self._policy),
             self._policy,
             now=self._clock(),
             cluster=self._cache.workloads() if self._policy.max_in_flight else (),
             memo=self._windows,
             already_rolling=already_rolling,
         )
+
+    async def _observe(self, workloads: Sequence[Workload], fresh_after: float | None) -> Observation:
+        """Observe, plus what platform comparison needs for the workloads in platform mode."""
+        observation = await self._observer.observe(workloads, fresh_after=fresh_after)
+        self._compared_by_index = await observe_platforms(
+            self._observer, self._nodes, observation, self._policy, fresh_after=fresh_after
+        )
+        return observation
 
     def _in_scope(self, images: Collection[ImageReference] | None) -> list[Workload]:
         workloads = self._cache.workloads()
@@ -106,7 +120,7 @@ class Cycle:
     async def plan(self, *, images: Collection[ImageReference] | None = None) -> list[WorkloadPlan]:
         """The plans a cycle would make now, without logging or acting (what `status` shows)."""
         workloads = self._in_scope(images)
-        return self._gate(await self._observer.observe(workloads, fresh_after=self._observer.now())).plans
+        return self._gate(await self._observe(workloads, self._observer.now())).plans
 
     async def run(
         self,
@@ -129,7 +143,7 @@ class Cycle:
             workloads = [w for w in workloads if due(w)]
         report = CycleReport(dry_run=dry_run, workloads=len(workloads))
         self._pull_policies.check(workloads)
-        observation = await self._observer.observe(workloads, fresh_after=fresh_after)
+        observation = await self._observe(workloads, fresh_after)
         report.unique_images = observation.unique_images
         gated = self._gate(observation)
         report.plans = gated.plans
@@ -137,10 +151,13 @@ class Cycle:
         report_registry_errors(report, observation.errors)
         for plan in report.plans:
             log_plan(plan, dry_run=dry_run)
+            log_platforms(plan, dry_run=dry_run)
             log_pending(plan)
         self._pending.update(report.plans, self._cache)
         if not dry_run:
             await self._policy_warnings.warn(gated.problems)
+            if self._compared_by_index and self._nodes.unavailable:
+                await warn_index_fallback(self._events, self._compared_by_index, self._nodes.unavailable)
             await warn_registry_errors(self._events, report.plans)
             report.outcomes = await self._act(report, fresh_after, should_stop)
         report.duration = time.monotonic() - started
@@ -215,7 +232,7 @@ class Cycle:
             log_outcome(outcomes[i])
         if not fresh:
             return []
-        observation = await self._observer.observe([w for _, w in fresh], fresh_after=fresh_after)
+        observation = await self._observe([w for _, w in fresh], fresh_after)
         # This cycle's rollouts hold slots the cache may not show yet.
         rolled = sum(1 for o in outcomes.values() if o.result is Result.ROLLED_OUT)
         plans = self._gate(observation, already_rolling=rolled).plans

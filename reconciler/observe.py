@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from autorollout.credentials import CredentialStore, RegistryCredentials
 from autorollout.kube import KubeClient, KubeError, workload_path
 from autorollout.kube.pull_secrets import PullSecretReader
+from autorollout.policy.platforms import NodePlatform
 from autorollout.references import ImageReference, InvalidReferenceError, parse_image_reference
 from autorollout.registry.errors import RegistryError
 from autorollout.registry.manifests import ManifestDigest
@@ -38,6 +39,11 @@ class Observation:
     # image -> (the error, how many workloads use the image)
     errors: dict[str, tuple[RegistryError, int]] = field(default_factory=dict)
     unique_images: int = 0
+    # Per workload (in `workloads` order) and container the lookup made: platform comparison asks
+    # for index bodies with it.
+    lookups: list[dict[str, Lookup | Unchecked]] = field(default_factory=list)
+    # The nodes' platforms, read only when a workload compares platforms (None: not read, unknown).
+    nodes: frozenset[NodePlatform] | None = None
 
 
 class Observer:
@@ -114,6 +120,7 @@ class Observer:
                 str(x.reference): (r, users[x]) for x, r in results.items() if isinstance(r, RegistryError)
             },
             unique_images=len(lookups),
+            lookups=per_workload,
         )
 
     async def reread(self, workload: Workload) -> Workload:
@@ -139,6 +146,12 @@ class Observer:
             else:
                 found[container.name] = Lookup(ref, self._credentials.lookup(ref.registry, pull))
         return found
+
+    async def resolve_platforms(
+        self, lookups: Iterable[Lookup], *, fresh_after: float | None
+    ) -> dict[Lookup, ManifestDigest | RegistryError]:
+        """The index bodies (platform entries) of `lookups`: a GET each, shared through the resolver."""
+        return await self._resolve(lookups, fresh_after=fresh_after, platforms=True)
 
     async def _resolve(
         self, lookups: Iterable[Lookup], *, fresh_after: float | None, platforms: bool = False

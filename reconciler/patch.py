@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from autorollout.annotations import digest_annotation_key, seen_annotation_key
+from autorollout.annotations import digest_annotation_key, platforms_annotation_key, seen_annotation_key
 from autorollout.patches import JsonPatch, annotation_operations
 from reconciler.workload import Workload
 
@@ -22,6 +22,7 @@ def _record_ops(
     records: Mapping[str, str],
     stale: Sequence[str],
     marks: Mapping[str, str | None] | None = None,
+    platforms: Mapping[str, str | None] | None = None,
 ) -> JsonPatch:
     changes: dict[str, str | None] = {
         digest_annotation_key(name): value for name, value in sorted(records.items())
@@ -32,6 +33,11 @@ def _record_ops(
     if marks:
         changes.update((seen_annotation_key(name), value) for name, value in sorted(marks.items()))
         recorded.update((seen_annotation_key(name), value) for name, value in (workload.seen or {}).items())
+    if platforms:
+        changes.update((platforms_annotation_key(n), value) for n, value in sorted(platforms.items()))
+        recorded.update(
+            (platforms_annotation_key(name), value) for name, value in (workload.platforms or {}).items()
+        )
     return annotation_operations(recorded if workload.has_annotations else None, changes)
 
 
@@ -47,6 +53,7 @@ def rollout_patch(
     restarted_at: str,
     stale: Sequence[str] = (),
     marks: Mapping[str, str | None] | None = None,
+    platforms: Mapping[str, str | None] | None = None,
 ) -> JsonPatch:
     """Restart the pod template (`restarted_key` = `restarted_at`) and write the new records."""
     # The timestamp is new, so what the template's annotations hold besides does not matter.
@@ -56,7 +63,7 @@ def rollout_patch(
         has_metadata=workload.has_template_metadata,
         metadata="/spec/template/metadata",
     )
-    return [*_guard(workload), *restart, *_record_ops(workload, records, stale, marks)]
+    return [*_guard(workload), *restart, *_record_ops(workload, records, stale, marks, platforms)]
 
 
 def adoption_patch(
@@ -65,6 +72,7 @@ def adoption_patch(
     *,
     stale: Sequence[str] = (),
     marks: Mapping[str, str | None] | None = None,
+    platforms: Mapping[str, str | None] | None = None,
 ) -> JsonPatch:
     """Record digests on the workload's metadata only: the pod template, and so the pods, stay as they are."""
-    return [*_guard(workload), *_record_ops(workload, records, stale, marks)]
+    return [*_guard(workload), *_record_ops(workload, records, stale, marks, platforms)]

@@ -40,6 +40,8 @@ class ContainerState(StrEnum):
     WAITING = "waiting-for-pods"
     ERROR = "error"
     PINNED = "pinned"
+    # Platform comparison: the index moved, the node platforms' manifests did not (detail says which).
+    RECORDED_ONLY = "recorded-only"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,8 @@ class Rollout:
     stale: tuple[str, ...] = ()
     # Settle marks to set (str) or remove (None) per container (see reconciler.gate).
     marks: Mapping[str, str | None] = field(default_factory=dict)
+    # Platform records to set (str) or remove (None) per container (see reconciler.platforms).
+    platforms: Mapping[str, str | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +86,7 @@ class Adoption:
     records: dict[str, str]
     stale: tuple[str, ...] = ()
     marks: Mapping[str, str | None] = field(default_factory=dict)
+    platforms: Mapping[str, str | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from reconciler.cycle import Cycle
 from reconciler.events import EventRecorder
 from reconciler.leader import LeaderElector
 from reconciler.loop import ScheduledLoop
+from reconciler.nodes import NodePlatforms
 from reconciler.observe import Observer
 from reconciler.ratelimit import TokenBucket
 from reconciler.schedule import CronSchedule
@@ -76,6 +77,7 @@ class Reconciler:
             pull_secrets=pull_secrets,
             lookup_timeout=config.reconciler.cycle_timeout_seconds,
         )
+        self.nodes = NodePlatforms(kube)
         self.cycle = Cycle(
             kube=kube,
             cache=self.cache,
@@ -83,6 +85,7 @@ class Reconciler:
             actuator=actuator,
             events=self.events,
             policy=PolicyDefaults.from_config(config.rollout_policy),
+            nodes=self.nodes,
         )
         self._started = False
         self.elector: LeaderElector | None = None
@@ -102,6 +105,7 @@ class Reconciler:
 
     async def start(self, *, watch: bool = True) -> None:
         """Fill the workload cache (one LIST per kind and namespace), then follow it with watches."""
+        self.nodes.follow = watch
         await self.cache.start(watch=watch)
         self._started = True
 
@@ -126,5 +130,6 @@ class Reconciler:
 
     async def aclose(self) -> None:
         await self.cache.aclose()
+        await self.nodes.aclose()
         if self._elector_kube is not None:
             await self._elector_kube.aclose()

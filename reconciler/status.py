@@ -50,6 +50,8 @@ def state_text(verdict: ContainerVerdict, skipped: str | None = None, pending: P
         text = f"error: {' '.join(verdict.detail.split())}"
     elif verdict.state is ContainerState.WAITING:
         text = f"{verdict.state} ({verdict.detail})"
+    elif verdict.state is ContainerState.RECORDED_ONLY:
+        text = f"recorded only: {verdict.detail}"
     elif verdict.state is ContainerState.WILL_ROLL and verdict.recorded is None and verdict.running:
         text = "will-roll (pods run another digest)"
     else:
@@ -121,6 +123,9 @@ def describe_cycle(report: CycleReport) -> list[str]:
             if verdict.state is ContainerState.WAITING:
                 text = f"container {verdict.container.name}: {verdict.detail}; nothing recorded"
                 lines.append(_line("waiting", plan, f"{text}, the next cycle decides"))
+        for name, value in sorted(action.platforms.items()) if action is not None else ():
+            text = f"container {name}: {value or 'removed'}"
+            lines.append(_line(f"{would}record platforms", plan, text))
         if isinstance(action, Rollout):
             for c in action.changes:
                 text = f"container {c.container} ({c.image}): {c.old or 'unrecorded'} -> {c.new}"
@@ -129,10 +134,12 @@ def describe_cycle(report: CycleReport) -> list[str]:
             for name, value in sorted(action.marks.items()):
                 verb = "mark settling" if value is not None else "clear mark"
                 lines.append(_line(f"{would}{verb}", plan, f"container {name}"))
+            only = {
+                v.container.name: v.detail for v in plan.verdicts if v.state is ContainerState.RECORDED_ONLY
+            }
             for name, value in sorted(action.records.items()):
-                lines.append(
-                    _line(f"{would}record", plan, f"container {name}: {value} (adoption, no rollout)")
-                )
+                why = f"recorded only: {only[name]}" if name in only else "adoption, no rollout"
+                lines.append(_line(f"{would}record", plan, f"container {name}: {value} ({why})"))
     for outcome in report.outcomes:
         if outcome.result is Result.FAILED:
             lines.append(_line("failed", outcome.plan, outcome.error))

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 from autorollout.annotations import (
     DIGEST_PREFIX,
     KUBECTL_RESTARTED_AT,
+    PLATFORMS_PREFIX,
     POLICY_PREFIX,
     RESTARTED_AT,
     SEEN_PREFIX,
@@ -84,6 +85,8 @@ class Workload:
     watching: tuple[ContainerSpec, ...] | None = None
     seen: dict[str, str] | None = None
     progress: Progress = DONE
+    # container -> `platforms.kube-autorollout/<container>` value (platform comparison's record)
+    platforms: dict[str, str] | None = None
     # Derived once per record: a record lives across many cycles, and planning reads it often.
     key: WorkloadKey = field(init=False, repr=False, compare=False)
 
@@ -169,6 +172,7 @@ def parse_workload(kind: str, obj: dict[str, Any]) -> Workload:
     annotations = meta.get("annotations")
     recorded: dict[str, str] = {}
     seen: dict[str, str] | None = None
+    platforms: dict[str, str] | None = None
     policy: list[tuple[str, str]] = []
     for key, value in (annotations or {}).items():
         if not isinstance(value, str):
@@ -180,6 +184,9 @@ def parse_workload(kind: str, obj: dict[str, Any]) -> Workload:
         elif key.startswith(SEEN_PREFIX):
             seen = seen or {}
             seen[key[len(SEEN_PREFIX) :]] = value
+        elif key.startswith(PLATFORMS_PREFIX):
+            platforms = platforms or {}
+            platforms[key[len(PLATFORMS_PREFIX) :]] = value
     template_meta = template.get("metadata")
     template_annotations = (template_meta or {}).get("annotations")
     labels, expressions = _selector(spec)
@@ -217,6 +224,7 @@ def parse_workload(kind: str, obj: dict[str, Any]) -> Workload:
         watching=watching,
         seen=seen,
         progress=rollout_progress(kind, obj),
+        platforms=platforms,
     )
 
 

@@ -28,6 +28,7 @@ SecretType = Literal["ImagePullSecret", "Opaque", "None"]
 SECRET_TYPES: tuple[SecretType, ...] = ("ImagePullSecret", "Opaque", "None")
 ImagePullPolicyMode = Literal["mutate", "warn", "deny"]
 LogLevel = Literal["trace", "debug", "info", "warn", "error"]
+CompareMode = Literal["index", "platform"]
 # Keys of `registries[].secret` whose values are credentials: never shown, in errors or logs.
 SECRET_KEYS = frozenset({"token", "username"})
 
@@ -219,6 +220,13 @@ class RolloutPolicyConfig(_Section):
     windows: list[NonBlankStr] = Field(default_factory=list)
     max_rollouts_in_flight: Annotated[int, Field(ge=0)] = 0
     progress_deadline_seconds: Annotated[int, Field(gt=0)] = 600
+    # What a moved tag is compared by (docs/rollout-policy.md#platform-comparison).
+    compare: CompareMode = "index"
+
+    @field_validator("compare", mode="before")
+    @classmethod
+    def _lowercase_compare(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("settle_seconds", "cooldown_seconds", "progress_deadline_seconds", mode="before")
     @classmethod

@@ -6,8 +6,10 @@ import functools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from autorollout.annotations import (
+    POLICY_COMPARE,
     POLICY_CONTAINERS,
     POLICY_COOLDOWN,
     POLICY_EXCLUDE_CONTAINERS,
@@ -29,6 +31,13 @@ _CONTAINER_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", re.ASCII)
 RawPolicy = tuple[tuple[str, str], ...]
 
 
+class Compare(StrEnum):
+    """What a moved tag is compared by: the digest it points to, or the node platforms' manifests."""
+
+    INDEX = "index"
+    PLATFORM = "platform"
+
+
 @dataclass(frozen=True, slots=True)
 class PolicyDefaults:
     """The configuration's `rolloutPolicy`: what a workload without (or with an invalid) annotation gets."""
@@ -38,6 +47,7 @@ class PolicyDefaults:
     windows: tuple[Window, ...] = ()  # (): always open
     max_in_flight: int = 0  # 0: no cap
     progress_deadline_seconds: int = 600
+    compare: Compare = Compare.INDEX
 
     @classmethod
     def from_config(cls, config: RolloutPolicyConfig) -> PolicyDefaults:
@@ -47,6 +57,7 @@ class PolicyDefaults:
             windows=parse_windows(";".join(config.windows)) if config.windows else (),
             max_in_flight=config.max_rollouts_in_flight,
             progress_deadline_seconds=config.progress_deadline_seconds,
+            compare=Compare(config.compare),
         )
 
 
@@ -60,7 +71,12 @@ class WorkloadPolicy:
     windows: tuple[Window, ...] | None = None
     settle_seconds: int | None = None
     cooldown_seconds: int | None = None
+    compare: Compare | None = None
     problems: tuple[PolicyProblem, ...] = ()
+
+    def compares(self, defaults: PolicyDefaults) -> Compare:
+        """This workload's comparison: its annotation's, else the global default."""
+        return defaults.compare if self.compare is None else self.compare
 
     def watches(self, container: str) -> bool:
         """Whether a container (or init container) of this name is watched."""
@@ -94,6 +110,13 @@ def _schedule(value: str) -> CronSpec:
         raise PolicyError(str(exc)) from None
 
 
+def _compare(value: str) -> Compare:
+    try:
+        return Compare(value.strip().lower())
+    except ValueError:
+        raise PolicyError("expected index or platform") from None
+
+
 @functools.lru_cache(maxsize=4096)
 def parse_policy(raw: RawPolicy) -> WorkloadPolicy:
     """Parse the policy annotations; each invalid one becomes a problem and falls back to the default."""
@@ -108,6 +131,7 @@ def parse_policy(raw: RawPolicy) -> WorkloadPolicy:
         POLICY_WINDOWS: ("windows", parse_windows),
         POLICY_SETTLE: ("settle_seconds", parse_duration),
         POLICY_COOLDOWN: ("cooldown_seconds", parse_duration),
+        POLICY_COMPARE: ("compare", _compare),
     }
     for key, value in raw:
         if key not in parsers:

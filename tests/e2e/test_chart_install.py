@@ -323,3 +323,22 @@ def test_upstream_values_install_unchanged(release: Release) -> None:
     volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
     assert volumes["registry-0"]["secret"]["secretName"] == "ghcr-io-registry-creds"
     assert volumes["custom-ca-0"]["secret"]["secretName"] == "custom-ca-01-secret"
+
+
+def test_platform_comparison_grants_reading_nodes_and_nothing_more(release: Release) -> None:
+    release.install()
+    assert not release.can_i("list", "nodes", None)  # index comparison, the default: no node access
+    release.upgrade(set_values={"config.rolloutPolicy.compare": "platform"})
+    assert_accepted_strictly(release)
+    for verb in ("get", "list", "watch"):
+        assert release.can_i(verb, "nodes", None)
+    assert not release.can_i("patch", "nodes", None)
+    assert not release.can_i("list", "deployments.apps", "default"), "the scope stays the release namespace"
+    name = f"{FULLNAME}-{release.namespace}-nodes"
+    paths = [
+        f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{name}",
+        f"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/{name}",
+    ]
+    assert all(release.cluster.api_get(p) is not None for p in paths)
+    release.helm("uninstall", RELEASE, "--wait")
+    assert [p for p in paths if release.cluster.api_get(p) is not None] == []

@@ -34,15 +34,18 @@ def test_kubectl_apply_prints_policy_warnings_and_unwatched_containers_get_no_di
     manifest = workload("Deployment", "web", namespace, [("app", app), ("side", side)])
     manifest["metadata"]["annotations"] = {
         "policy.kube-autorollout/exclude-containers": "side",
+        "policy.kube-autorollout/compare": "arm-only",
         "policy.kube-autorollout/settle": "a moment",
         "policy.kube-autorollout/windows": "0 2 * * * 2h Europe/Nowhere",
     }
     with registered(cluster, webhook, [namespace], f"{registry.host}/{repo}/probe:latest"):
         result = apply(cluster, manifest)
     assert warnings_in(result.stderr) == [
+        "kube-autorollout: policy.kube-autorollout/compare: expected index or platform",
         "kube-autorollout: policy.kube-autorollout/settle: not a duration (e.g. 90s, 10m, 1h30m)",
         "kube-autorollout: policy.kube-autorollout/windows: timezone is not an IANA zone name "
         "(e.g. Europe/Berlin)",
     ]
     assert "a moment" not in result.stderr
+    assert "arm-only" not in result.stderr
     assert digests_of(get(cluster, "Deployment", namespace, "web")) == {"app": f"{app}@{app_digest}"}

@@ -529,3 +529,26 @@ def test_invalid_values_are_refused_with_a_message(set_values: dict[str, str], m
     with pytest.raises(HelmError) as caught:
         render(set_values=set_values)
     assert message in caught.value.stderr
+
+
+NODES_RULE = {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]}
+
+
+def test_platform_comparison_grants_reading_nodes_and_only_then() -> None:
+    assert not any(NODES_RULE in o.get("rules", []) for o in render(["all-namespaces.yaml"]))
+    objects = render(set_values={"config.rolloutPolicy.compare": "platform"})
+    assert rendered_config(objects).rollout_policy.compare == "platform"
+    role = only(objects, "ClusterRole")
+    assert role["metadata"]["name"] == f"{FULLNAME}-{NS}-nodes"
+    assert role["rules"] == [NODES_RULE]
+    binding = only(objects, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NS}]
+    assert only(objects, "Role")["rules"] == [*WORKLOAD_RULES, SECRETS_RULE]
+    # For workloads that ask for it by annotation while the default stays `index`.
+    by_value = render(set_values={"rbac.nodes.enabled": "true"})
+    assert only(by_value, "ClusterRole")["rules"] == [NODES_RULE]
+    assert rendered_config(by_value).rollout_policy.compare == "index"
+    # With a ClusterRole for the workloads, the rule goes into it.
+    cluster_wide = render(["all-namespaces.yaml"], {"config.rolloutPolicy.compare": "platform"})
+    assert only(cluster_wide, "ClusterRole")["rules"] == [*WORKLOAD_RULES, NODES_RULE]

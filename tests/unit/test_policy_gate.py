@@ -285,7 +285,7 @@ def test_invalid_annotations_fall_back_to_the_default_and_are_reported_once_each
         "annotation policy.kube-autorollout/exclude-containers: ignored: the containers annotation is set "
         "too",
         "annotation policy.kube-autorollout/setle: unknown policy annotation; expected containers, "
-        "exclude-containers, schedule, windows, settle, cooldown",
+        "exclude-containers, schedule, windows, settle, cooldown, compare",
         "annotation policy.kube-autorollout/settle: not a duration (e.g. 90s, 10m, 1h30m)",
         "annotation policy.kube-autorollout/windows: timezone is not an IANA zone name (e.g. Europe/Berlin)",
     ]

@@ -190,7 +190,8 @@ two different Secrets share, gets a generated name instead.
   "cooldownSeconds" ($policy.cooldownSeconds | default 0)
   "windows" ($policy.windows | default list)
   "maxRolloutsInFlight" ($policy.maxRolloutsInFlight | default 0)
-  "progressDeadlineSeconds" ($policy.progressDeadlineSeconds | default 600) }}
+  "progressDeadlineSeconds" ($policy.progressDeadlineSeconds | default 600)
+  "compare" ($policy.compare | default "index") }}
 {{- $config := dict
   "logLevel" $c.logLevel
   "cronSchedule" $c.cronSchedule
@@ -256,6 +257,18 @@ What the program does with workloads, in every namespace in scope: watch labeled
 them, read pods (adoption reads the running digest from pod status), record Events, and read the
 imagePullSecrets workloads name (optional).
 */}}
+{{- /* Platform comparison reads the nodes' platforms (a watch): only when it can be asked for. */}}
+{{- define "kube-autorollout.readNodes" -}}
+{{- $policy := .Values.config.rolloutPolicy | default dict }}
+{{- if or .Values.rbac.nodes.enabled (eq ($policy.compare | default "index") "platform") }}true{{- end }}
+{{- end }}
+
+{{- define "kube-autorollout.nodeRules" -}}
+- apiGroups: [""]
+  resources: ["nodes"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
+
 {{- define "kube-autorollout.workloadRules" -}}
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets", "daemonsets"]
