@@ -23,6 +23,8 @@ from reconciler.act import Actuator, Outcome, Result
 from reconciler.cache import WorkloadCache
 from reconciler.events import EventRecorder, PolicyWarnings, warn_registry_errors
 from reconciler.gate import GateResult, apply_policy
+from reconciler.health import HealthWatcher
+from reconciler.holds import HeldChange, apply_holds
 from reconciler.observe import Observation, Observer
 from reconciler.plan import WorkloadPlan, plan_cycle
 from reconciler.report import (
@@ -68,6 +70,8 @@ class Cycle:
         before_act: BeforeAct | None = None,
         policy: PolicyDefaults | None = None,
         clock: Callable[[], datetime] = _wall_clock,
+        health: HealthWatcher | None = None,
+        hold_others: bool = False,
     ) -> None:
         self._kube = kube
         self._cache = cache
@@ -82,22 +86,34 @@ class Cycle:
         self._windows = WindowMemo()
         self._policy_warnings = PolicyWarnings(events)
         self._pending = PendingGauge()
+        self._health = health
+        self._hold_others = hold_others
 
     @property
     def in_patch(self) -> bool:
         """A PATCH in flight or a rollout's Event not written yet: a stop lets the cycle finish them."""
         return self._actuator.writing
 
-    def _gate(self, observation: Observation, *, already_rolling: int = 0) -> GateResult:
-        """Plan, then pass the plans through the rollout policy (settle, cooldown, windows, cap)."""
+    def _gate(
+        self, observation: Observation, *, already_rolling: int = 0, held: list[HeldChange] | None = None
+    ) -> GateResult:
+        """Plan, drop changes to held digests (into `held`), then pass the plans through the rollout
+        policy (settle, cooldown, windows, cap)."""
+        plans, dropped = self._holds(_plans(observation))
+        if held is not None:
+            held.extend(dropped)
         return apply_policy(
-            _plans(observation),
+            plans,
             self._policy,
             now=self._clock(),
             cluster=self._cache.workloads() if self._policy.max_in_flight else (),
             memo=self._windows,
             already_rolling=already_rolling,
         )
+
+    def _holds(self, plans: list[WorkloadPlan]) -> tuple[list[WorkloadPlan], list[HeldChange]]:
+        elsewhere = self._health.held_digests() if self._health is not None and self._hold_others else ()
+        return apply_holds(plans, now=self._clock(), elsewhere=elsewhere)
 
     def _in_scope(self, images: Collection[ImageReference] | None) -> list[Workload]:
         workloads = self._cache.workloads()
@@ -131,7 +147,8 @@ class Cycle:
         self._pull_policies.check(workloads)
         observation = await self._observer.observe(workloads, fresh_after=fresh_after)
         report.unique_images = observation.unique_images
-        gated = self._gate(observation)
+        held: list[HeldChange] = []
+        gated = self._gate(observation, held=held)
         report.plans = gated.plans
         report.in_flight = gated.in_flight
         report_registry_errors(report, observation.errors)
@@ -143,6 +160,9 @@ class Cycle:
             await self._policy_warnings.warn(gated.problems)
             await warn_registry_errors(self._events, report.plans)
             report.outcomes = await self._act(report, fresh_after, should_stop)
+            if self._health is not None:
+                await self._health.tell_held(held)
+                await self._health.check()
         report.duration = time.monotonic() - started
         report.api_requests = {
             verb: n - before.get(verb, 0)

@@ -19,6 +19,7 @@ from reconciler.act import Actuator
 from reconciler.cache import WorkloadCache
 from reconciler.cycle import Cycle
 from reconciler.events import EventRecorder
+from reconciler.health import HealthWatcher
 from reconciler.leader import LeaderElector
 from reconciler.loop import ScheduledLoop
 from reconciler.observe import Observer
@@ -76,6 +77,14 @@ class Reconciler:
             pull_secrets=pull_secrets,
             lookup_timeout=config.reconciler.cycle_timeout_seconds,
         )
+        self.health = HealthWatcher(
+            kube,
+            self.cache,
+            self.events,
+            default_deadline=config.rollout_policy.progress_deadline_seconds,
+            recheck_seconds=config.reconciler.resync_seconds,
+            active=lambda: self.elector is None or self.elector.is_leader,
+        )
         self.cycle = Cycle(
             kube=kube,
             cache=self.cache,
@@ -83,6 +92,8 @@ class Reconciler:
             actuator=actuator,
             events=self.events,
             policy=PolicyDefaults.from_config(config.rollout_policy),
+            health=self.health,
+            hold_others=config.rollout_policy.hold_other_workloads,
         )
         self._started = False
         self.elector: LeaderElector | None = None
@@ -103,6 +114,8 @@ class Reconciler:
     async def start(self, *, watch: bool = True) -> None:
         """Fill the workload cache (one LIST per kind and namespace), then follow it with watches."""
         await self.cache.start(watch=watch)
+        if watch:
+            self.health.start()
         self._started = True
 
     def readiness(self) -> str | None:
@@ -125,6 +138,7 @@ class Reconciler:
             await self.aclose()
 
     async def aclose(self) -> None:
+        await self.health.aclose()
         await self.cache.aclose()
         if self._elector_kube is not None:
             await self._elector_kube.aclose()

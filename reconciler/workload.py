@@ -12,13 +12,18 @@ from typing import Any, NamedTuple
 
 from autorollout.annotations import (
     DIGEST_PREFIX,
+    HOLD_PREFIX,
     KUBECTL_RESTARTED_AT,
+    MIXED_PREFIX,
     POLICY_PREFIX,
     RESTARTED_AT,
     SEEN_PREFIX,
+    VERDICT,
+    WATCH,
     parse_timestamp,
 )
 from autorollout.errors import AutorolloutError
+from autorollout.health.status import HealthStatus, health_status
 from autorollout.policy.inflight import DONE, Progress, rollout_progress
 from autorollout.policy.model import NO_POLICY, RawPolicy, WorkloadPolicy, parse_policy
 from autorollout.templates import TemplateError, template_containers
@@ -84,6 +89,13 @@ class Workload:
     watching: tuple[ContainerSpec, ...] | None = None
     seen: dict[str, str] | None = None
     progress: Progress = DONE
+    # The health watch (docs/health.md): the pending verdict's raw watch record and, only then, the
+    # status it is judged on; the last verdict; container -> held digest; container -> mixed mark.
+    watch: str | None = None
+    health: HealthStatus | None = None
+    verdict: str | None = None
+    holds: dict[str, str] | None = None
+    mixed: dict[str, str] | None = None
     # Derived once per record: a record lives across many cycles, and planning reads it often.
     key: WorkloadKey = field(init=False, repr=False, compare=False)
 
@@ -170,6 +182,7 @@ def parse_workload(kind: str, obj: dict[str, Any]) -> Workload:
     recorded: dict[str, str] = {}
     seen: dict[str, str] | None = None
     policy: list[tuple[str, str]] = []
+    health: dict[str, str] | None = None
     for key, value in (annotations or {}).items():
         if not isinstance(value, str):
             continue
@@ -180,6 +193,9 @@ def parse_workload(kind: str, obj: dict[str, Any]) -> Workload:
         elif key.startswith(SEEN_PREFIX):
             seen = seen or {}
             seen[key[len(SEEN_PREFIX) :]] = value
+        elif key.startswith((HOLD_PREFIX, MIXED_PREFIX, WATCH, VERDICT)):
+            health = health or {}
+            health[key] = value
     template_meta = template.get("metadata")
     template_annotations = (template_meta or {}).get("annotations")
     labels, expressions = _selector(spec)
@@ -217,7 +233,25 @@ def parse_workload(kind: str, obj: dict[str, Any]) -> Workload:
         watching=watching,
         seen=seen,
         progress=rollout_progress(kind, obj),
+        **(_health_fields(kind, obj, health) if health else {}),
     )
+
+
+def _prefixed(annotations: dict[str, str], prefix: str) -> dict[str, str] | None:
+    found = {k[len(prefix) :]: v for k, v in annotations.items() if k.startswith(prefix)}
+    return found or None
+
+
+def _health_fields(kind: str, obj: dict[str, Any], annotations: dict[str, str]) -> dict[str, Any]:
+    """The health watch's fields of a record (only workloads with one of its annotations have any)."""
+    watch = annotations.get(WATCH)
+    return {
+        "watch": watch,
+        "health": health_status(kind, obj) if watch else None,
+        "verdict": annotations.get(VERDICT),
+        "holds": _prefixed(annotations, HOLD_PREFIX),
+        "mixed": _prefixed(annotations, MIXED_PREFIX),
+    }
 
 
 def log_fields(workload: Workload, **more: object) -> dict[str, object]:

@@ -219,6 +219,8 @@ class RolloutPolicyConfig(_Section):
     windows: list[NonBlankStr] = Field(default_factory=list)
     max_rollouts_in_flight: Annotated[int, Field(ge=0)] = 0
     progress_deadline_seconds: Annotated[int, Field(gt=0)] = 600
+    # A digest whose rollout failed on one workload holds every workload (docs/health.md).
+    hold_other_workloads: bool = False
 
     @field_validator("settle_seconds", "cooldown_seconds", "progress_deadline_seconds", mode="before")
     @classmethod
