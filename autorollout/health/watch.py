@@ -45,8 +45,8 @@ def format_watch(started: datetime, rolled: Iterable[RolledDigest]) -> str:
 
 def parse_watch(value: str | None) -> WatchRecord | None:
     """The watch record in an annotation value, or None if it is not one."""
-    stamp, *parts = (value or "").split()
-    started = parse_timestamp(stamp) if stamp else None
+    stamp, *parts = (value or "").split() or [""]
+    started = parse_timestamp(stamp)
     if started is None or not parts:
         return None
     rolled: list[RolledDigest] = []
