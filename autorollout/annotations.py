@@ -147,7 +147,7 @@ def parse_seen(value: str | None) -> tuple[str, datetime] | None:
 
 # -- Health watch (docs/health.md) ------------------------------------------------------------------
 
-#: The pending verdict, written in the rollout's own guarded patch: `<RFC 3339 UTC> <container>=<old>><new>
+#: The pending verdict, written in the rollout's own guarded patch: `<RFC 3339 UTC> <container>=<old>,<new>
 #: ...` (old `-` when unrecorded), when the rollout started and which digests it rolled.
 WATCH = "health.kube-autorollout/watch"
 #: The last verdict: `succeeded <RFC 3339 UTC> <seconds>s` or `failed <RFC 3339 UTC>: <reason>`.

@@ -199,6 +199,10 @@ class HealthWatcher:
         judgement = judge(workload.kind, workload.health, watch, now, self._default_deadline)
         if judgement.verdict is Verdict.WATCHING:
             return
+        log.info(
+            "verdict due",
+            extra={"fields": log_fields(workload, verdict=str(judgement.verdict), reason=judgement.reason)},
+        )
         pods = await self._pods(workload)
         reason, mixed = "", None
         if judgement.verdict is Verdict.FAILED:
@@ -235,9 +239,10 @@ class HealthWatcher:
         path = workload_path(workload.kind, workload.namespace, workload.name)
         try:
             await self._kube.patch(path, ops, JSON_PATCH)
-        except (ConflictError, InvalidError):
+        except (ConflictError, InvalidError) as exc:
             # Judged already (another replica, or this process before a restart), or rolled again.
-            log.info(f"{what} not written: the workload changed", extra={"fields": log_fields(workload)})
+            fields = log_fields(workload, error=str(exc))
+            log.info(f"{what} not written: the workload changed", extra={"fields": fields})
             self._settled[workload.key] = workload.watch or ""
             return False
         except KubeNotFoundError:

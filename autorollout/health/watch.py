@@ -1,8 +1,10 @@
 """The watch record: when a rollout started and which digests it rolled, as the annotation carries it.
 
-`2026-12-01T13:00:00.000000Z app=sha256:<old>>sha256:<new> init=->sha256:<new>`: the restartedAt
-timestamp of the rollout's own patch, then one `container=old>new` per moved container (`-`: nothing
-was recorded). Container names (DNS labels) and digests contain neither `=`, `>` nor spaces.
+`2026-12-01T13:00:00.000000Z app=sha256:<old>,sha256:<new> init=-,sha256:<new>`: the restartedAt
+timestamp of the rollout's own patch, then one `container=old,new` per moved container (`-`: nothing
+was recorded). Container names (DNS labels) and digests contain neither `=`, `,` nor spaces. No `>`:
+the API server's JSON patch `test` compares HTML-escaped text, and a value with `<`, `>` or `&`
+never equals itself there.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class WatchRecord:
 
 def format_watch(started: datetime, rolled: Iterable[RolledDigest]) -> str:
     """The annotation value for a rollout started at `started` that moves `rolled`."""
-    parts = [f"{r.container}={r.old or _UNRECORDED}>{r.new}" for r in rolled]
+    parts = [f"{r.container}={r.old or _UNRECORDED},{r.new}" for r in rolled]
     return " ".join([format_restarted_at(started), *parts])
 
 
@@ -52,8 +54,8 @@ def parse_watch(value: str | None) -> WatchRecord | None:
     rolled: list[RolledDigest] = []
     for part in parts:
         container, eq, digests = part.partition("=")
-        old, gt, new = digests.partition(">")
-        if not (container and eq and gt and old and new):
+        old, comma, new = digests.partition(",")
+        if not (container and eq and comma and old and new):
             return None
         rolled.append(RolledDigest(container, None if old == _UNRECORDED else old, new))
     return WatchRecord(started, tuple(rolled))

@@ -64,7 +64,7 @@ def test_watch_record_round_trips_and_rejects_what_is_not_one() -> None:
     assert record.started == T0
     assert record.rolled == (RolledDigest("app", D1, D2), RolledDigest("init", None, D3))
     assert record.text() == f"container app: {D1} -> {D2}; container init: unrecorded -> {D3}"
-    for bad in ("", "not-a-time app=a>b", f"{T0.isoformat()}", f"{T0.isoformat()} app=nodigests"):
+    for bad in ("", "not-a-time app=a,b", f"{T0.isoformat()}", f"{T0.isoformat()} app=nodigests"):
         assert parse_watch(bad) is None
 
 
@@ -283,7 +283,7 @@ def test_status_lines_show_watches_holds_with_the_lift_command_and_mixed_digests
     _, w = watched(extra=extra)
     lines = health_lines([plan_workload(w, {"app": manifest(D2)})])
     assert lines == [
-        f"watching        ns/deployment/app: rollout since {WATCH.split()[0]}: app={D1}>{D2}",
+        f"watching        ns/deployment/app: rollout since {WATCH.split()[0]}: app={D1},{D2}",
         f"held            ns/deployment/app: container app at {D2} (lift: kubectl annotate -n ns "
         "deployment/app hold.kube-autorollout/app-)",
         f"mixed digests   ns/deployment/app: container app: 1 of 3 ready pods run {D1}",
