@@ -292,7 +292,6 @@ class HealthWatcher:
         await self._events.emit(workload, type_="Warning", reason=REASON_FAILED, message=message)
         for r in watch.rolled:
             self._events.notices.submit(self._notice(workload, NoticeOutcome.FAILED, now, r, message))
-            self._held_told.add((workload.uid, r.container, r.new))
             lift = lift_command(workload, r.container)
             held = f"held at {r.new}: not rolled to it again until the tag moves on; lift: {lift}"
             self._events.notices.submit(self._notice(workload, NoticeOutcome.HELD, now, r, held))
@@ -313,25 +312,23 @@ class HealthWatcher:
             await self._events.emit(workload, type_="Warning", reason=REASON_MIXED, message=message)
 
     async def tell_held(self, dropped: Sequence[HeldChange]) -> None:
-        """A Warning Event and a HELD notice per workload, container and held digest a cycle did not
-        roll to, once per process (the failure that placed a hold on the workload itself said so)."""
+        """A Warning Event and a HELD notice per workload, container and digest that a cycle did not
+        roll to because another workload's rollout to it failed (`holdOtherWorkloads`), once per
+        process. A workload's own hold was told by its RolloutFailed Event."""
         for held in dropped:
             w, change = held.plan.workload, held.change
             key = (w.uid, change.container, change.new)
-            if key in self._held_told:
+            if held.own or key in self._held_told:
                 continue
             if len(self._held_told) > _MAX_REMEMBERED:
                 self._held_told.clear()
             self._held_told.add(key)
-            where = "its own rollout" if held.own else "a rollout of another workload"
             message = (
-                f"container {change.container}: not rolled to {change.new} ({change.image}): {where} "
-                f"to that digest failed; it rolls when the tag moves on"
-                + (f" (lift: {lift_command(w, change.container)})" if held.own else "")
+                f"container {change.container}: not rolled to {change.new} ({change.image}): a rollout of "
+                "another workload to that digest failed; it rolls when the tag moves on"
             )
-            log.info(
-                "rollout held", extra={"fields": log_fields(w, container=change.container, digest=change.new)}
-            )
+            fields = log_fields(w, container=change.container, digest=change.new)
+            log.info("rollout held", extra={"fields": fields})
             await self._events.emit(w, type_="Warning", reason=REASON_HELD, message=message)
             self._events.notices.submit(
                 Notice(
