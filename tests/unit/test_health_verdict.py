@@ -10,6 +10,7 @@ import jsonpatch
 import pytest
 
 from autorollout.annotations import format_recorded
+from autorollout.config import ConfigError, load_config_text
 from autorollout.health import (
     Judgement,
     RolledDigest,
@@ -288,3 +289,14 @@ def test_status_lines_show_watches_holds_with_the_lift_command_and_mixed_digests
         "deployment/app hold.kube-autorollout/app-)",
         f"mixed digests   ns/deployment/app: container app: 1 of 3 ready pods run {D1}",
     ]
+
+
+def test_hold_other_workloads_is_off_by_default_and_validated_with_one_line() -> None:
+    assert load_config_text("cronSchedule: '* * * * *'\n", {}).rollout_policy.hold_other_workloads is False
+    on = load_config_text("rolloutPolicy:\n  holdOtherWorkloads: true\n", {})
+    assert on.rollout_policy.hold_other_workloads is True
+    with pytest.raises(ConfigError) as info:
+        load_config_text("rolloutPolicy:\n  holdOtherWorkloads: maybe\n", {})
+    [problem] = info.value.problems
+    assert problem.startswith("rolloutPolicy.holdOtherWorkloads")
+    assert "maybe" not in problem
