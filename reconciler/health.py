@@ -19,7 +19,16 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from autorollout import metrics
-from autorollout.health import Judgement, RolledDigest, Verdict, WatchRecord, judge, parse_watch
+from autorollout.health import (
+    STABLE_SECONDS,
+    Judgement,
+    RolledDigest,
+    Verdict,
+    WatchRecord,
+    confirm,
+    judge,
+    parse_watch,
+)
 from autorollout.kube import (
     JSON_PATCH,
     ConflictError,
@@ -32,7 +41,7 @@ from autorollout.kube import (
 from autorollout.notify import Notice, NoticeOutcome
 from reconciler.cache import WorkloadCache
 from reconciler.events import EventRecorder
-from reconciler.health_pods import MixedDigest, mixed_digests, parse_mixed, pod_failure
+from reconciler.health_pods import MixedDigest, mixed_digests, parse_mixed, pod_health
 from reconciler.holds import HeldChange
 from reconciler.plan import recorded_digest
 from reconciler.pods import own_pods
@@ -89,6 +98,7 @@ class HealthWatcher:
         self._held: dict[WorkloadKey, dict[str, str]] = {}
         self._mixed: dict[WorkloadKey, dict[str, str]] = {}
         self._mixed_read: dict[WorkloadKey, float] = {}
+        self._pods_read: dict[WorkloadKey, float] = {}
         self._held_told: set[tuple[str, str, str]] = set()
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -110,6 +120,7 @@ class HealthWatcher:
                 self._wake.set()
         elif self._watched.pop(key, None) is not None:
             self._settled.pop(key, None)
+            self._pods_read.pop(key, None)
         holds = record.holds if record is not None else None
         if holds:
             self._held[key] = holds
@@ -199,14 +210,24 @@ class HealthWatcher:
         judgement = judge(workload.kind, workload.health, watch, now, self._default_deadline)
         if judgement.verdict is Verdict.WATCHING:
             return
+        if judgement.verdict is Verdict.DONE:
+            # Done says the controller: the new pods confirm, read at most every STABLE_SECONDS / 2.
+            last = self._pods_read.get(workload.key)
+            if last is not None and self._monotonic() - last < STABLE_SECONDS / 2:
+                return
+            self._pods_read[workload.key] = self._monotonic()
+        pods = await self._pods(workload)
+        problem, stable = pod_health(pods or (), now, STABLE_SECONDS) if pods is not None else ("", False)
+        judgement = confirm(judgement, problem, stable)
+        if judgement.verdict is Verdict.WATCHING:
+            return
         log.info(
             "verdict due",
             extra={"fields": log_fields(workload, verdict=str(judgement.verdict), reason=judgement.reason)},
         )
-        pods = await self._pods(workload)
         reason, mixed = "", None
         if judgement.verdict is Verdict.FAILED:
-            reason = "; ".join(p for p in (judgement.reason, pod_failure(pods or ())) if p)
+            reason = "; ".join(dict.fromkeys(p for p in (judgement.reason, problem) if p))
         elif pods is not None:
             mixed = mixed_digests(pods, self._recorded(workload))
         ops = verdict_patch(workload, watch, judgement, now=now, reason=reason, mixed=mixed)
@@ -218,7 +239,7 @@ class HealthWatcher:
         if judgement.verdict is Verdict.SUCCEEDED:
             await self._tell_succeeded(workload, watch, judgement, now)
         else:
-            await self._tell_failed(workload, watch, judgement, pod_failure(pods or ()), now)
+            await self._tell_failed(workload, watch, judgement, reason, now)
         await self._tell_mixed(workload, mixed or {})
 
     def _recorded(self, workload: Workload) -> dict[str, str]:
@@ -285,9 +306,9 @@ class HealthWatcher:
             self._events.notices.submit(self._notice(workload, NoticeOutcome.SUCCEEDED, now, r, message))
 
     async def _tell_failed(
-        self, workload: Workload, watch: WatchRecord, judgement: Judgement, pods: str, now: datetime
+        self, workload: Workload, watch: WatchRecord, judgement: Judgement, reason: str, now: datetime
     ) -> None:
-        message = failed_message(workload, watch, judgement, pods)
+        message = failed_message(workload, watch, judgement, reason)
         log.warning("rollout failed; held", extra={"fields": log_fields(workload, reason=message)})
         await self._events.emit(workload, type_="Warning", reason=REASON_FAILED, message=message)
         for r in watch.rolled:

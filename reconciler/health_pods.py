@@ -7,8 +7,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+from autorollout.annotations import parse_timestamp
 from reconciler.pods import digest_of_image_id, is_ready
 
 # Waiting reasons of a container that will not get better by itself.
@@ -60,13 +62,15 @@ def _container_problem(entry: dict[str, Any]) -> str | None:
     last = (entry.get("lastState") or {}).get("terminated") or {}
     exit_code = terminated.get("exitCode", last.get("exitCode"))
     reason = waiting.get("reason")
+    restarts = entry.get("restartCount")
     if reason in _STUCK:
         pass
     elif isinstance(terminated.get("exitCode"), int) and terminated["exitCode"] != 0:
         reason = str(terminated.get("reason") or "Error")
+    elif isinstance(restarts, int) and restarts > 0:  # a new pod's container that restarted
+        reason = f"restarted after {last.get('reason') or 'exit'}"
     else:
         return None
-    restarts = entry.get("restartCount")
     more = [f"exit code {exit_code}"] if isinstance(exit_code, int) else []
     more += [f"{restarts} restarts"] if isinstance(restarts, int) and restarts else []
     return f"{reason} ({', '.join(more)})" if more else str(reason)
@@ -93,6 +97,21 @@ def pod_failure(pods: Iterable[dict[str, Any]]) -> str:
     if not problems:
         return ""
     return f"{problems[0]} ({len(problems)} of {len(ordered)} pods failing)"
+
+
+def _running_since(pod: dict[str, Any]) -> list[datetime | None]:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or ()
+    return [parse_timestamp(((e.get("state") or {}).get("running") or {}).get("startedAt")) for e in statuses]
+
+
+def pod_health(pods: Iterable[dict[str, Any]], now: datetime, stable_seconds: float) -> tuple[str, bool]:
+    """(what a failing pod says, or ""; whether every live pod is Ready with each container running,
+    unrestarted, for `stable_seconds`). No live pod (scaled to zero) is stable."""
+    live = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
+    problem = pod_failure(live)
+    since = now - timedelta(seconds=stable_seconds)
+    stable = all(is_ready(p) and all(t is not None and t <= since for t in _running_since(p)) for p in live)
+    return problem, stable and not problem
 
 
 def mixed_digests(pods: Iterable[dict[str, Any]], recorded: Mapping[str, str]) -> dict[str, MixedDigest]:

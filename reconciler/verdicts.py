@@ -105,8 +105,8 @@ def succeeded_message(watch: WatchRecord, judgement: Judgement) -> str:
     return f"rollout succeeded in {judgement.took:.0f}s: {watch.text()}"
 
 
-def failed_message(workload: Workload, watch: WatchRecord, judgement: Judgement, pods: str) -> str:
-    reasons = "; ".join(part for part in (judgement.reason, pods) if part)
+def failed_message(workload: Workload, watch: WatchRecord, judgement: Judgement, reasons: str) -> str:
+    """`reasons`: the controller's and the pods' words, as the verdict annotation has them."""
     lift = "; ".join(lift_command(workload, r.container) for r in watch.rolled)
     return (
         f"rollout failed after {judgement.took:.0f}s: {watch.text()}: {reasons or 'no reason given'}; "

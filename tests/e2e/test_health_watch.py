@@ -83,7 +83,10 @@ def test_failed_rollout_is_held_across_sigkill_and_apiserver_restart_then_a_fix_
     v1 = registry.push_image(unique_repo, "latest", seed=1)
     # No node runs this namespace's pods yet: the new ReplicaSet makes no progress.
     apply(cluster, _deployment("shop", namespace, image, v1, deadline=20))
-    config = write_config(tmp_path / "config.yaml", [namespace], cronSchedule="* * * * * *")
+    port = free_port()
+    config = write_config(
+        tmp_path / "config.yaml", [namespace], cronSchedule="* * * * * *", webserver={"port": port}
+    )
     v2 = registry.push_image(unique_repo, "latest", seed=2)
 
     first = start_cli(cluster, config, "reconcile", log_path=tmp_path / "first.log")
@@ -112,6 +115,18 @@ def test_failed_rollout_is_held_across_sigkill_and_apiserver_restart_then_a_fix_
         assert f"container app: {v1} -> {v2}" in message
         assert "ProgressDeadlineExceeded" in message
         assert "kubectl annotate -n" in message
+        held = "kube_autorollout_held_workloads 1.0"
+        wait_for("the held gauge", lambda: held in _metrics(port))
+        assert 'kube_autorollout_rollout_verdicts_total{kind="Deployment",verdict="failed"} 1.0' in _metrics(
+            port
+        )
+        assert "kube_autorollout_rollouts_watched 0.0" in _metrics(port)
+    finally:
+        _stop(second, signal.SIGKILL)  # the hold is on the workload: a new process keeps it
+
+    third = start_cli(cluster, config, "reconcile", log_path=tmp_path / "third.log")
+    try:
+        wait_for("the held gauge", lambda: held in _metrics(port), 60)
         time.sleep(5)  # five cycles on the held digest: no second rollout to it
         assert _restarted(cluster, namespace, "shop") == rolled
         assert replicaset_count(cluster, namespace, "shop") == 2
@@ -130,8 +145,11 @@ def test_failed_rollout_is_held_across_sigkill_and_apiserver_restart_then_a_fix_
         v3 = registry.push_image(unique_repo, "latest", seed=3)
         wait_for("the fix rolled", lambda: _restarted(cluster, namespace, "shop") != rolled, 60)
         succeeded = wait_for("RolloutSucceeded", lambda: events(cluster, namespace, "RolloutSucceeded"), 120)
+        wait_for(
+            "the hold gone from the gauge", lambda: "kube_autorollout_held_workloads 0.0" in _metrics(port)
+        )
     finally:
-        _stop(second)
+        _stop(third)
     assert f"container app: {v1} -> {v3}" in succeeded[0]["message"]
     annotations = _annotations(cluster, namespace, "shop")
     assert HOLD not in annotations

@@ -15,13 +15,14 @@ from autorollout.health import (
     Judgement,
     RolledDigest,
     Verdict,
+    confirm,
     format_watch,
     health_status,
     judge,
     parse_watch,
 )
 from autorollout.policy.decide import WaitReason
-from reconciler.health_pods import MixedDigest, mixed_digests, parse_mixed, pod_failure
+from reconciler.health_pods import MixedDigest, mixed_digests, parse_mixed, pod_failure, pod_health
 from reconciler.holds import apply_holds
 from reconciler.patch import rollout_patch
 from reconciler.plan import Rollout, plan_workload
@@ -86,7 +87,27 @@ def test_deployment_succeeds_when_the_new_revision_is_updated_and_available() ->
     assert record is not None
     now = T0 + timedelta(seconds=42)
     verdict = judge("Deployment", health_status("Deployment", obj), record, now, 600)
-    assert (verdict.verdict, verdict.took) == (Verdict.SUCCEEDED, 42.0)
+    assert (verdict.verdict, verdict.took) == (Verdict.DONE, 42.0)
+    # The new pods confirm: stable -> succeeded; not yet -> watching; failing -> watching until the
+    # deadline, then failed with what they say.
+    assert confirm(verdict, "", stable=True).verdict is Verdict.SUCCEEDED
+    assert confirm(verdict, "", stable=False).verdict is Verdict.WATCHING
+    assert confirm(verdict, "pod x: CrashLoopBackOff", stable=False).verdict is Verdict.WATCHING
+    late = judge("Deployment", health_status("Deployment", obj), record, T0 + timedelta(seconds=600), 600)
+    failed = confirm(late, "pod x: CrashLoopBackOff", stable=False)
+    assert (failed.verdict, failed.reason) == (Verdict.FAILED, "pod x: CrashLoopBackOff")
+
+
+def test_a_deployment_that_completed_then_lost_its_new_pods_fails_at_its_own_deadline() -> None:
+    record = parse_watch(WATCH)
+    assert record is not None
+    complete = [{"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]
+    obj, _ = watched(status={**ROLLING, "conditions": complete}, deadline=20)
+    status = health_status("Deployment", obj)
+    assert judge("Deployment", status, record, T0 + timedelta(seconds=19), 600).verdict is Verdict.WATCHING
+    failed = judge("Deployment", status, record, T0 + timedelta(seconds=20), 600)
+    assert failed.verdict is Verdict.FAILED
+    assert failed.reason == "new pods not available 20s after the rollout"
 
 
 def test_deployment_is_watched_until_its_controller_says_the_deadline_passed() -> None:
@@ -152,8 +173,7 @@ def test_kinds_without_a_deadline_fail_the_configured_default_after_the_start(
     assert "within 300s" in failed.reason
     obj, _ = watched(kind, done)
     assert (
-        judge(kind, health_status(kind, obj), record, T0 + timedelta(seconds=9), 300).verdict
-        is Verdict.SUCCEEDED
+        judge(kind, health_status(kind, obj), record, T0 + timedelta(seconds=9), 300).verdict is Verdict.DONE
     )
 
 
@@ -184,6 +204,25 @@ def test_pod_failure_names_the_newest_failing_pod_container_reason_and_exit_code
     pull = {"name": "app", "state": {"waiting": {"reason": "ImagePullBackOff"}}}
     assert pod_failure([_pod("p", "t", [pull])]).startswith("pod p container app: ImagePullBackOff")
     assert pod_failure(pods[:1]) == ""
+
+
+def test_pod_health_is_stable_once_every_container_ran_unrestarted_long_enough() -> None:
+    def pod(started: str, restarts: int = 0) -> dict[str, Any]:
+        entry = {"name": "app", "restartCount": restarts, "state": {"running": {"startedAt": started}}}
+        if restarts:
+            entry["lastState"] = {"terminated": {"exitCode": 3, "reason": "Error"}}
+        return _pod("p", "2026-06-01T12:00:00Z", [entry], ready=True)
+
+    now = T0 + timedelta(seconds=30)
+    assert pod_health([pod("2026-06-01T12:00:05Z")], now, 10) == ("", True)
+    assert pod_health([pod("2026-06-01T12:00:25Z")], now, 10) == ("", False)  # too young
+    problem, stable = pod_health([pod("2026-06-01T12:00:05Z", restarts=1)], now, 10)
+    assert (
+        problem
+        == "pod p container app: restarted after Error (exit code 3, 1 restarts) (1 of 1 pods failing)"
+    )
+    assert not stable
+    assert pod_health([], now, 10) == ("", True)  # scaled to zero
 
 
 def test_mixed_digests_counts_ready_pods_running_another_digest_than_the_recorded() -> None:
@@ -241,7 +280,7 @@ def test_a_later_success_lifts_the_hold_and_records_mixed_digests() -> None:
     )
     record = parse_watch(w.watch)
     assert record is not None
-    verdict = judge("Deployment", w.health, record, T0 + timedelta(seconds=7), 600)
+    verdict = confirm(judge("Deployment", w.health, record, T0 + timedelta(seconds=7), 600), "", stable=True)
     assert verdict.verdict is Verdict.SUCCEEDED
     ops = verdict_patch(w, record, verdict, now=T0, mixed={"app": MixedDigest(D1, 1, 2)})
     after = _apply(obj, ops)["metadata"]["annotations"]
