@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.real_node_helpers import ROLLOUT_TIMEOUT, deployment, image_ids, running_pods
-from tests.e2e.reconciler_helpers import DIGEST_PREFIX, RESTARTED_AT, apply, events, wait_for
+from tests.e2e.reconciler_helpers import DIGEST_PREFIX, RESTARTED_AT, apply, events, list_items, wait_for
 from tests.e2e.test_real_node import reconciler_running
 from tests.e2e.webhook_process import get
 from tests.harness.cluster import LocalCluster
@@ -27,13 +27,21 @@ HOLD = "hold.kube-autorollout/app"
 PROGRESS_DEADLINE = 20
 
 
-def _shop(namespace: str, image: str, digest: str, *, pull_policy: str = "Always") -> dict[str, Any]:
+def _shop(
+    namespace: str, image: str, digest: str, *, pull_policy: str = "Always", probe: bool = False
+) -> dict[str, Any]:
     manifest = deployment("shop", namespace, image, replicas=1)
     manifest["metadata"]["annotations"] = {f"{DIGEST_PREFIX}app": f"{image}@{digest}"}
     manifest["spec"]["progressDeadlineSeconds"] = PROGRESS_DEADLINE
     pod_spec = manifest["spec"]["template"]["spec"]
     del pod_spec["imagePullSecrets"]
     pod_spec["containers"][0]["imagePullPolicy"] = pull_policy
+    if probe:
+        # Without one, a container that exits at once is Ready for a moment: its Deployment completes
+        # (and drops the old pod) and the watch's own deadline ends it (unit-tested); with one, the
+        # old pod keeps serving and the controller says ProgressDeadlineExceeded.
+        exec_true = {"exec": {"command": ["/bin/sh", "-c", "true"]}, "periodSeconds": 1}
+        pod_spec["containers"][0]["readinessProbe"] = exec_true
     return manifest
 
 
@@ -60,7 +68,7 @@ def test_crash_looping_rollout_fails_is_held_and_a_fixed_push_succeeds(
     tls = {"caCertificatePaths": [str(registry.ca_file)]}
     try:
         first = push_shell_image(pusher, unique_repo, "latest", seed=41)
-        apply(cluster, _shop(ns, image, first))
+        apply(cluster, _shop(ns, image, first, probe=True))
         wait_for("pod running", lambda: running_pods(cluster, ns, "shop", 1), ROLLOUT_TIMEOUT)
         with reconciler_running(cluster, ns, tmp_path, tls=tls):
             broken = push_shell_image(pusher, unique_repo, "latest", "echo crashing; exit 3", seed=42)
@@ -68,17 +76,20 @@ def test_crash_looping_rollout_fails_is_held_and_a_fixed_push_succeeds(
             failed = wait_for("RolloutFailed", lambda: events(cluster, ns, "RolloutFailed"), ROLLOUT_TIMEOUT)
             message = failed[0]["message"]
             assert f"container app: {first} -> {broken}" in message
-            # The controller's words depend on whether the container was Ready for a moment (then the
-            # Deployment completed, and the watch's own deadline ends it) or never (ProgressDeadlineExceeded);
-            # the new pod's are always there.
-            assert "ProgressDeadlineExceeded" in message or f"not available {PROGRESS_DEADLINE}s" in message
+            assert "ProgressDeadlineExceeded" in message  # the readiness probe kept it from completing
             assert "pod shop-" in message
             assert "exit code 3" in message
             annotations = _annotations(cluster, ns)
             assert annotations[HOLD] == broken
             assert annotations[f"{DIGEST_PREFIX}app"] == f"{image}@{first}"
             # The old pod still serves: maxUnavailable 0 kept it.
-            assert image_ids(running_pods(cluster, ns, "shop", 1)) == {image_id(image, first)}
+            ready = [
+                s["imageID"]
+                for p in list_items(cluster, "pods", ns, "app=shop")
+                for s in p["status"].get("containerStatuses") or ()
+                if s.get("ready")
+            ]
+            assert ready == [image_id(image, first)]
             cycles = 4
             wait_for("cycles on the held digest", lambda: _held_cycles(tmp_path) >= cycles, 60)
             assert _restarted(cluster, ns) == rolled
