@@ -162,7 +162,7 @@ class Cycle:
             report.outcomes = await self._act(report, fresh_after, should_stop)
             if self._health is not None:
                 await self._health.tell_held(held)
-                await self._health.check()
+                self._health.wake()  # judged beside the cycle, not in its time or its request counts
         report.duration = time.monotonic() - started
         report.api_requests = {
             verb: n - before.get(verb, 0)

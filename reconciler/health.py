@@ -160,6 +160,11 @@ class HealthWatcher:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="health watch")
 
+    def wake(self) -> None:
+        """Judge soon (after a cycle): a no-op while nothing is watched or marked."""
+        if self._watched or self._mixed:
+            self._wake.set()
+
     async def aclose(self) -> None:
         task, self._task = self._task, None
         if task is not None:
