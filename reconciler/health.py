@@ -103,6 +103,7 @@ class HealthWatcher:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         cache.subscribe(self.on_change)
 
     # -- what the cache says -------------------------------------------------------------------
@@ -167,16 +168,19 @@ class HealthWatcher:
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
+        self._closing = True
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
     async def _run(self) -> None:
-        while True:
+        # The flag too: 3.11's wait primitives can swallow a cancel that races a wake-up.
+        while not self._closing:
             timeout = TICK_SECONDS if self._watched or self._mixed else None
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.check()

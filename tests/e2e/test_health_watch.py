@@ -240,3 +240,36 @@ def test_success_with_a_ready_pod_on_another_digest_reports_mixed_digests(
         wait_for("the series removed", lambda: "kube_autorollout_mixed_digest_pods{" not in _metrics(port))
     finally:
         _stop(process)
+
+
+def test_hold_other_workloads_keeps_a_failed_digest_out_of_the_next_workload(
+    cluster: LocalCluster, registry: LocalRegistry, namespace: str, unique_repo: str, tmp_path: Path
+) -> None:
+    image = f"{registry.host}/{unique_repo}:latest"
+    v1 = registry.push_image(unique_repo, "latest", seed=21)
+    apply(cluster, _deployment("first", namespace, image, v1, deadline=10))
+    second = _deployment("second", namespace, image, v1, deadline=600)
+    second["metadata"]["annotations"]["policy.kube-autorollout/settle"] = "30s"  # rolls later
+    apply(cluster, second)
+    config = write_config(
+        tmp_path / "config.yaml",
+        [namespace],
+        cronSchedule="* * * * * *",
+        rolloutPolicy={"holdOtherWorkloads": True},
+    )
+    v2 = registry.push_image(unique_repo, "latest", seed=22)
+    process = start_cli(cluster, config, "reconcile", log_path=tmp_path / "reconcile.log")
+    try:
+        wait_for("RolloutFailed", lambda: events(cluster, namespace, "RolloutFailed"), 120)
+        assert _annotations(cluster, namespace, "first")[HOLD] == v2
+        held = wait_for("RolloutHeld", lambda: events(cluster, namespace, "RolloutHeld"), 120)
+        assert held[0]["involvedObject"]["name"] == "second"
+        assert f"not rolled to {v2}" in held[0]["message"]
+        time.sleep(3)  # more cycles: still not rolled, said once
+        assert _restarted(cluster, namespace, "second") is None
+        assert len(events(cluster, namespace, "RolloutHeld")) == 1
+        assert len(events(cluster, namespace, "RolloutTriggered")) == 1
+        status = run_cli(cluster, config, "status")
+        assert f"pending (held (container app at {v2}))" in status.stdout
+    finally:
+        _stop(process)
