@@ -185,3 +185,26 @@ def parse_platforms(value: str | None) -> tuple[str, dict[str, str]] | None:
             return None
         manifests[platform] = digest
     return index, manifests
+# -- Health watch (docs/health.md) ------------------------------------------------------------------
+
+#: The pending verdict, written in the rollout's own guarded patch: `<RFC 3339 UTC> <container>=<old>,<new>
+#: ...` (old `-` when unrecorded), when the rollout started and which digests it rolled.
+WATCH = "health.kube-autorollout/watch"
+#: The last verdict: `succeeded <RFC 3339 UTC> <seconds>s` or `failed <RFC 3339 UTC>: <reason>`.
+VERDICT = "health.kube-autorollout/verdict"
+#: Prefix of the holds: `hold.kube-autorollout/<container>` holds the digest whose rollout failed; the
+#: workload is not rolled to it again. `kubectl annotate <kind> <name> hold.kube-autorollout/<c>-` lifts it.
+HOLD_PREFIX = "hold.kube-autorollout/"
+#: Prefix of the mixed-digest marks: `mixed.kube-autorollout/<container>` holds `<digest> <n>/<ready>`,
+#: a digest other than the recorded one that n of the ready pods ran when last read.
+MIXED_PREFIX = "mixed.kube-autorollout/"
+
+
+def hold_annotation_key(container: str) -> str:
+    """`hold.kube-autorollout/<container>`: the digest a container is held at (not rolled to)."""
+    return HOLD_PREFIX + container
+
+
+def mixed_annotation_key(container: str) -> str:
+    """`mixed.kube-autorollout/<container>`: the other digest some ready pods run."""
+    return MIXED_PREFIX + container

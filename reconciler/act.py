@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from autorollout.annotations import format_restarted_at
+from autorollout.health.watch import RolledDigest, format_watch
 from autorollout.kube import (
     JSON_PATCH,
     ConflictError,
@@ -178,14 +179,16 @@ class Actuator:
 
     def _ops(self, workload: Workload, action: Rollout | Adoption) -> JsonPatch:
         if isinstance(action, Rollout):
+            now = self._now()
             return rollout_patch(
                 workload,
                 action.records,
                 restarted_key=self._restarted_key,
-                restarted_at=format_restarted_at(self._now()),
+                restarted_at=format_restarted_at(now),
                 stale=action.stale,
                 marks=action.marks,
                 platforms=action.platforms,
+                watch=format_watch(now, (RolledDigest(c.container, c.old, c.new) for c in action.changes)),
             )
         return adoption_patch(
             workload, action.records, stale=action.stale, marks=action.marks, platforms=action.platforms

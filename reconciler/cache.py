@@ -24,6 +24,7 @@ log = logging.getLogger("kube_autorollout.reconciler.cache")
 LABEL_SELECTOR = f"{ENABLED_LABEL}=true"
 KINDS: tuple[str, ...] = tuple(WORKLOAD_RESOURCES)
 _BACKOFF_MAX = 30.0
+ChangeListener = Callable[[WorkloadKey, Workload | None], None]
 _LIST_PAGE = 500
 
 
@@ -74,6 +75,15 @@ class WorkloadCache:
         self._watch_timeout = watch_timeout
         self._monotonic = monotonic
         self._closed = False
+        self._listeners: list[ChangeListener] = []
+
+    def subscribe(self, listener: ChangeListener) -> None:
+        """Call `listener(key, record)` for every record that changes (None: gone), also on relists."""
+        self._listeners.append(listener)
+
+    def _tell(self, kind: str, key: tuple[str, str], record: Workload | None) -> None:
+        for listener in self._listeners:
+            listener(WorkloadKey(kind, *key), record)
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -132,6 +142,11 @@ class WorkloadCache:
                 break
             query["continue"] = token
             del page
+        if self._listeners:
+            for key in stream.items.keys() - items.keys():
+                self._tell(stream.kind, key, None)
+            for key, record in items.items():
+                self._tell(stream.kind, key, record)
         stream.items = items
         stream.resource_version = str(meta.get("resourceVersion") or "")
         stream.listed_at = self._monotonic()
@@ -163,14 +178,17 @@ class WorkloadCache:
         if event_type == "BOOKMARK":
             return
         key = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+        record: Workload | None = None
         if event_type == "DELETED":
             stream.items.pop(key, None)
-            return
-        try:
-            stream.items[key] = parse_workload(stream.kind, obj)
-        except RecordError as exc:
-            stream.items.pop(key, None)
-            log.warning("workload ignored", extra={"fields": {"kind": stream.kind, "error": str(exc)}})
+        else:
+            try:
+                stream.items[key] = record = parse_workload(stream.kind, obj)
+            except RecordError as exc:
+                stream.items.pop(key, None)
+                log.warning("workload ignored", extra={"fields": {"kind": stream.kind, "error": str(exc)}})
+        if self._listeners:
+            self._tell(stream.kind, key, record)
 
     async def _watch(self, stream: _Stream) -> None:
         backoff = 0.5

@@ -24,6 +24,8 @@ from reconciler.cache import WorkloadCache
 from reconciler.events import EventRecorder, PolicyWarnings, warn_registry_errors
 from reconciler.gate import GateResult, apply_policy
 from reconciler.nodes import NodePlatforms
+from reconciler.health import HealthWatcher
+from reconciler.holds import HeldChange, apply_holds
 from reconciler.observe import Observation, Observer
 from reconciler.plan import WorkloadPlan, plan_cycle
 from reconciler.platforms import compare_plans, log_platforms, observe_platforms, warn_index_fallback
@@ -72,6 +74,8 @@ class Cycle:
         policy: PolicyDefaults | None = None,
         clock: Callable[[], datetime] = _wall_clock,
         nodes: NodePlatforms | None = None,
+        health: HealthWatcher | None = None,
+        hold_others: bool = False,
     ) -> None:
         self._kube = kube
         self._cache = cache
@@ -88,16 +92,24 @@ class Cycle:
         self._pending = PendingGauge()
         self._nodes = nodes or NodePlatforms(kube, follow=False)
         self._compared_by_index: list[Workload] = []
+        self._health = health
+        self._hold_others = hold_others
 
     @property
     def in_patch(self) -> bool:
         """A PATCH in flight or a rollout's Event not written yet: a stop lets the cycle finish them."""
         return self._actuator.writing
 
-    def _gate(self, observation: Observation, *, already_rolling: int = 0) -> GateResult:
-        """Plan, then pass the plans through the rollout policy (settle, cooldown, windows, cap)."""
+    def _gate(
+        self, observation: Observation, *, already_rolling: int = 0, held: list[HeldChange] | None = None
+    ) -> GateResult:
+        """Plan, drop changes to held digests (into `held`), then pass the plans through the rollout
+        policy (settle, cooldown, windows, cap)."""
+        plans, dropped = self._holds(_plans(observation, self._policy))
+        if held is not None:
+            held.extend(dropped)
         return apply_policy(
-            _plans(observation, self._policy),
+            plans,
             self._policy,
             now=self._clock(),
             cluster=self._cache.workloads() if self._policy.max_in_flight else (),
@@ -112,6 +124,9 @@ class Cycle:
             self._observer, self._nodes, observation, self._policy, fresh_after=fresh_after
         )
         return observation
+    def _holds(self, plans: list[WorkloadPlan]) -> tuple[list[WorkloadPlan], list[HeldChange]]:
+        elsewhere = self._health.held_digests() if self._health is not None and self._hold_others else ()
+        return apply_holds(plans, now=self._clock(), elsewhere=elsewhere)
 
     def _in_scope(self, images: Collection[ImageReference] | None) -> list[Workload]:
         workloads = self._cache.workloads()
@@ -145,7 +160,8 @@ class Cycle:
         self._pull_policies.check(workloads)
         observation = await self._observe(workloads, fresh_after)
         report.unique_images = observation.unique_images
-        gated = self._gate(observation)
+        held: list[HeldChange] = []
+        gated = self._gate(observation, held=held)
         report.plans = gated.plans
         report.in_flight = gated.in_flight
         report_registry_errors(report, observation.errors)
@@ -160,6 +176,9 @@ class Cycle:
                 await warn_index_fallback(self._events, self._compared_by_index, self._nodes.unavailable)
             await warn_registry_errors(self._events, report.plans)
             report.outcomes = await self._act(report, fresh_after, should_stop)
+            if self._health is not None:
+                await self._health.tell_held(held)
+                self._health.wake()  # judged beside the cycle, not in its time or its request counts
         report.duration = time.monotonic() - started
         report.api_requests = {
             verb: n - before.get(verb, 0)

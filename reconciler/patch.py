@@ -12,8 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from autorollout.annotations import digest_annotation_key, platforms_annotation_key, seen_annotation_key
-from autorollout.patches import JsonPatch, annotation_operations
+from autorollout.annotations import (
+    WATCH,
+    digest_annotation_key,
+    platforms_annotation_key,
+    seen_annotation_key,
+)
+from autorollout.patches import JsonPatch, annotation_operations, escape_pointer
 from reconciler.workload import Workload
 
 
@@ -54,8 +59,10 @@ def rollout_patch(
     stale: Sequence[str] = (),
     marks: Mapping[str, str | None] | None = None,
     platforms: Mapping[str, str | None] | None = None,
+    watch: str | None = None,
 ) -> JsonPatch:
-    """Restart the pod template (`restarted_key` = `restarted_at`) and write the new records."""
+    """Restart the pod template (`restarted_key` = `restarted_at`) and write the new records, and
+    `watch` (the health watch's pending verdict, docs/health.md) when given."""
     # The timestamp is new, so what the template's annotations hold besides does not matter.
     restart = annotation_operations(
         {} if workload.has_template_annotations else None,
@@ -63,7 +70,10 @@ def rollout_patch(
         has_metadata=workload.has_template_metadata,
         metadata="/spec/template/metadata",
     )
-    return [*_guard(workload), *restart, *_record_ops(workload, records, stale, marks, platforms)]
+    # An `add` replaces a previous rollout's watch record, if any.
+    pending = [{"op": "add", "path": "/metadata/annotations/" + escape_pointer(WATCH), "value": watch}]
+    ops = [*_guard(workload), *restart, *_record_ops(workload, records, stale, marks, platforms)]
+    return ops + pending if watch is not None else ops
 
 
 def adoption_patch(

@@ -81,7 +81,7 @@ def is_owned(workload: Workload, pod: dict[str, Any], replicasets: Mapping[str, 
     )
 
 
-def _is_ready(pod: dict[str, Any]) -> bool:
+def is_ready(pod: dict[str, Any]) -> bool:
     meta, status = pod.get("metadata") or {}, pod.get("status") or {}
     if meta.get("deletionTimestamp") or status.get("phase") != "Running":
         return False
@@ -110,7 +110,7 @@ def pod_report(
 ) -> PodReport:
     """What `workload`'s own pods among `pods` report; the newest Ready pod speaks per container."""
     owned = [p for p in pods if isinstance(p, dict) and is_owned(workload, p, replicasets or {})]
-    ready = sorted((p for p in owned if _is_ready(p)), key=_created, reverse=True)
+    ready = sorted((p for p in owned if is_ready(p)), key=_created, reverse=True)
     images: dict[str, str | None] = {}
     for pod in ready:
         for name, digest in _reported_images(pod).items():
@@ -118,17 +118,29 @@ def pod_report(
     return PodReport(pods=len(owned), ready=len(ready), images=images)
 
 
-async def read_pods(kube: KubeClient, workload: Workload) -> PodReport:
-    """List the pods under the workload's selector (and a Deployment's ReplicaSets) and report its own."""
+async def _list_pods(kube: KubeClient, workload: Workload) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The pods under the workload's selector, and (Deployment) the ReplicaSets it controls."""
     selector = workload.label_selector()
     if not selector:
-        return PodReport()
+        return [], {}
     query = {"labelSelector": selector}
     listing = await kube.list(core_collection("pods", workload.namespace), query)
-    pods = listing.get("items") or ()
+    pods = list(listing.get("items") or ())
     replicasets: dict[str, str] = {}
     if workload.kind == "Deployment" and pods:
         # The ReplicaSets carry the template's labels, so the Deployment's selector finds them.
         found = await kube.list(_REPLICASETS.format(namespace=workload.namespace), query)
         replicasets = controlled_replicasets(workload, found.get("items") or ())
+    return pods, replicasets
+
+
+async def read_pods(kube: KubeClient, workload: Workload) -> PodReport:
+    """List the pods under the workload's selector (and a Deployment's ReplicaSets) and report its own."""
+    pods, replicasets = await _list_pods(kube, workload)
     return pod_report(workload, pods, replicasets)
+
+
+async def own_pods(kube: KubeClient, workload: Workload) -> list[dict[str, Any]]:
+    """The workload's own pods (raw), as `read_pods` finds them: for the health watch's verdicts."""
+    pods, replicasets = await _list_pods(kube, workload)
+    return [p for p in pods if isinstance(p, dict) and is_owned(workload, p, replicasets)]

@@ -19,6 +19,7 @@ from reconciler.act import Actuator
 from reconciler.cache import WorkloadCache
 from reconciler.cycle import Cycle
 from reconciler.events import EventRecorder
+from reconciler.health import HealthWatcher
 from reconciler.leader import LeaderElector
 from reconciler.loop import ScheduledLoop
 from reconciler.nodes import NodePlatforms
@@ -78,6 +79,14 @@ class Reconciler:
             lookup_timeout=config.reconciler.cycle_timeout_seconds,
         )
         self.nodes = NodePlatforms(kube)
+        self.health = HealthWatcher(
+            kube,
+            self.cache,
+            self.events,
+            default_deadline=config.rollout_policy.progress_deadline_seconds,
+            recheck_seconds=config.reconciler.resync_seconds,
+            active=lambda: self.elector is None or self.elector.is_leader,
+        )
         self.cycle = Cycle(
             kube=kube,
             cache=self.cache,
@@ -86,6 +95,8 @@ class Reconciler:
             events=self.events,
             policy=PolicyDefaults.from_config(config.rollout_policy),
             nodes=self.nodes,
+            health=self.health,
+            hold_others=config.rollout_policy.hold_other_workloads,
         )
         self._started = False
         self.elector: LeaderElector | None = None
@@ -107,6 +118,8 @@ class Reconciler:
         """Fill the workload cache (one LIST per kind and namespace), then follow it with watches."""
         self.nodes.follow = watch
         await self.cache.start(watch=watch)
+        if watch:
+            self.health.start()
         self._started = True
 
     def readiness(self) -> str | None:
@@ -129,6 +142,7 @@ class Reconciler:
             await self.aclose()
 
     async def aclose(self) -> None:
+        await self.health.aclose()
         await self.cache.aclose()
         await self.nodes.aclose()
         if self._elector_kube is not None:

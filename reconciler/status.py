@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from reconciler.act import Result
+from reconciler.health_pods import parse_mixed
 from reconciler.pending import Pending
 from reconciler.plan import ContainerState, ContainerVerdict, Rollout, WorkloadPlan
+from reconciler.verdicts import lift_command
 
 if TYPE_CHECKING:
     from reconciler.report import CycleReport
@@ -163,3 +165,22 @@ def describe_cycle(report: CycleReport) -> list[str]:
             f" in {report.duration:.2f}s"
         )
     return [*lines, summary]
+
+
+def health_lines(plans: Sequence[WorkloadPlan]) -> list[str]:
+    """What the health watch has on the workloads: rollouts watched, holds (and how to lift them),
+    mixed digests, one line each (docs/health.md)."""
+    lines: list[str] = []
+    for plan in sorted(plans, key=lambda p: (p.workload.namespace, p.workload.kind, p.workload.name)):
+        w = plan.workload
+        if w.watch:
+            stamp, _, rolled = w.watch.partition(" ")
+            lines.append(_line("watching", plan, f"rollout since {stamp}: {rolled}"))
+        for container, digest in sorted((w.holds or {}).items()):
+            text = f"container {container} at {digest} (lift: {lift_command(w, container)})"
+            lines.append(_line("held", plan, text))
+        for container, value in sorted((w.mixed or {}).items()):
+            mark = parse_mixed(value)
+            text = f"{mark.pods} of {mark.ready} ready pods run {mark.digest}" if mark else value
+            lines.append(_line("mixed digests", plan, f"container {container}: {text}"))
+    return lines

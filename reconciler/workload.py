@@ -12,14 +12,19 @@ from typing import Any, NamedTuple
 
 from autorollout.annotations import (
     DIGEST_PREFIX,
+    HOLD_PREFIX,
     KUBECTL_RESTARTED_AT,
     PLATFORMS_PREFIX,
+    MIXED_PREFIX,
     POLICY_PREFIX,
     RESTARTED_AT,
     SEEN_PREFIX,
+    VERDICT,
+    WATCH,
     parse_timestamp,
 )
 from autorollout.errors import AutorolloutError
+from autorollout.health.status import HealthStatus, health_status
 from autorollout.policy.inflight import DONE, Progress, rollout_progress
 from autorollout.policy.model import NO_POLICY, RawPolicy, WorkloadPolicy, parse_policy
 from autorollout.templates import TemplateError, template_containers
@@ -87,6 +92,13 @@ class Workload:
     progress: Progress = DONE
     # container -> `platforms.kube-autorollout/<container>` value (platform comparison's record)
     platforms: dict[str, str] | None = None
+    # The health watch (docs/health.md): the pending verdict's raw watch record and, only then, the
+    # status it is judged on; the last verdict; container -> held digest; container -> mixed mark.
+    watch: str | None = None
+    health: HealthStatus | None = None
+    verdict: str | None = None
+    holds: dict[str, str] | None = None
+    mixed: dict[str, str] | None = None
     # Derived once per record: a record lives across many cycles, and planning reads it often.
     key: WorkloadKey = field(init=False, repr=False, compare=False)
 
@@ -174,6 +186,7 @@ def parse_workload(kind: str, obj: dict[str, Any]) -> Workload:
     seen: dict[str, str] | None = None
     platforms: dict[str, str] | None = None
     policy: list[tuple[str, str]] = []
+    health: dict[str, str] | None = None
     for key, value in (annotations or {}).items():
         if not isinstance(value, str):
             continue
@@ -187,6 +200,9 @@ def parse_workload(kind: str, obj: dict[str, Any]) -> Workload:
         elif key.startswith(PLATFORMS_PREFIX):
             platforms = platforms or {}
             platforms[key[len(PLATFORMS_PREFIX) :]] = value
+        elif key.startswith((HOLD_PREFIX, MIXED_PREFIX, WATCH, VERDICT)):
+            health = health or {}
+            health[key] = value
     template_meta = template.get("metadata")
     template_annotations = (template_meta or {}).get("annotations")
     labels, expressions = _selector(spec)
@@ -225,7 +241,25 @@ def parse_workload(kind: str, obj: dict[str, Any]) -> Workload:
         seen=seen,
         progress=rollout_progress(kind, obj),
         platforms=platforms,
+        **(_health_fields(kind, obj, health) if health else {}),
     )
+
+
+def _prefixed(annotations: dict[str, str], prefix: str) -> dict[str, str] | None:
+    found = {k[len(prefix) :]: v for k, v in annotations.items() if k.startswith(prefix)}
+    return found or None
+
+
+def _health_fields(kind: str, obj: dict[str, Any], annotations: dict[str, str]) -> dict[str, Any]:
+    """The health watch's fields of a record (only workloads with one of its annotations have any)."""
+    watch = annotations.get(WATCH)
+    return {
+        "watch": watch,
+        "health": health_status(kind, obj) if watch else None,
+        "verdict": annotations.get(VERDICT),
+        "holds": _prefixed(annotations, HOLD_PREFIX),
+        "mixed": _prefixed(annotations, MIXED_PREFIX),
+    }
 
 
 def log_fields(workload: Workload, **more: object) -> dict[str, object]:

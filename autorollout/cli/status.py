@@ -14,7 +14,7 @@ from autorollout.cli.reconcile import open_reconciler
 from autorollout.config import Config, load_config
 from autorollout.logs import configure_logging
 from autorollout.terminal import terminal_safe_lines
-from reconciler.status import format_table, status_rows
+from reconciler.status import format_table, health_lines, status_rows
 
 
 async def _status(config: Config, args: argparse.Namespace) -> str:
@@ -25,6 +25,7 @@ async def _status(config: Config, args: argparse.Namespace) -> str:
         scope = ", ".join(reconciler.namespaces) if reconciler.namespaces else "all namespaces"
         return f"No labeled workloads (kube-autorollout/enabled=true) in {scope}.\n"
     table = format_table(status_rows(plans), full=args.full or args.output == "wide")
+    table += "".join(line + "\n" for line in health_lines(plans))
     if config.events.enabled:
         images = [c.image for plan in plans for c in plan.workload.containers]
         table += "".join(line + "\n" for line in await last_events_lines(config.events, images))

@@ -23,6 +23,7 @@ class WaitReason(StrEnum):
     COOLDOWN = "cooldown"
     OUTSIDE_WINDOW = "outside-window"
     SLOT = "waiting-for-slot"
+    HELD = "held"  # the health watch's hold: the digest's rollout failed (reconciler/holds.py)
 
 
 @dataclass(frozen=True, slots=True)
