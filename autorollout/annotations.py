@@ -10,7 +10,9 @@ __all__ = [
     "DIGEST_PREFIX",
     "ENABLED_LABEL",
     "ENABLED_SELECTOR",
+    "HOLD_PREFIX",
     "KUBECTL_RESTARTED_AT",
+    "MIXED_PREFIX",
     "PLATFORMS_PREFIX",
     "POLICY_COMPARE",
     "POLICY_CONTAINERS",
@@ -23,12 +25,16 @@ __all__ = [
     "POLICY_WINDOWS",
     "RESTARTED_AT",
     "SEEN_PREFIX",
+    "VERDICT",
+    "WATCH",
     "digest_annotation_key",
     "format_platforms",
     "format_recorded",
     "format_restarted_at",
     "format_seen",
+    "hold_annotation_key",
     "is_enabled",
+    "mixed_annotation_key",
     "parse_platforms",
     "parse_recorded",
     "parse_seen",
@@ -185,6 +191,8 @@ def parse_platforms(value: str | None) -> tuple[str, dict[str, str]] | None:
             return None
         manifests[platform] = digest
     return index, manifests
+
+
 # -- Health watch (docs/health.md) ------------------------------------------------------------------
 
 #: The pending verdict, written in the rollout's own guarded patch: `<RFC 3339 UTC> <container>=<old>,<new>

@@ -23,9 +23,9 @@ from reconciler.act import Actuator, Outcome, Result
 from reconciler.cache import WorkloadCache
 from reconciler.events import EventRecorder, PolicyWarnings, warn_registry_errors
 from reconciler.gate import GateResult, apply_policy
-from reconciler.nodes import NodePlatforms
 from reconciler.health import HealthWatcher
 from reconciler.holds import HeldChange, apply_holds
+from reconciler.nodes import NodePlatforms
 from reconciler.observe import Observation, Observer
 from reconciler.plan import WorkloadPlan, plan_cycle
 from reconciler.platforms import compare_plans, log_platforms, observe_platforms, warn_index_fallback
@@ -124,6 +124,7 @@ class Cycle:
             self._observer, self._nodes, observation, self._policy, fresh_after=fresh_after
         )
         return observation
+
     def _holds(self, plans: list[WorkloadPlan]) -> tuple[list[WorkloadPlan], list[HeldChange]]:
         elsewhere = self._health.held_digests() if self._health is not None and self._hold_others else ()
         return apply_holds(plans, now=self._clock(), elsewhere=elsewhere)

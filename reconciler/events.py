@@ -22,6 +22,20 @@ COMPONENT = "kube-autorollout"
 REASON_ROLLOUT = "RolloutTriggered"
 REASON_REGISTRY_ERROR = "RegistryLookupFailed"
 REASON_INVALID_POLICY = "InvalidRolloutPolicy"
+# The health watch's (reconciler/health.py, docs/health.md).
+REASON_SUCCEEDED = "RolloutSucceeded"
+REASON_FAILED = "RolloutFailed"
+REASON_HELD = "RolloutHeld"
+REASON_MIXED = "MixedDigests"
+# The Event's `action` (what was done about the workload) by reason; the rest are lookups.
+_ACTIONS = {
+    REASON_ROLLOUT: "Rollout",
+    REASON_INVALID_POLICY: "ReadPolicy",
+    REASON_SUCCEEDED: "WatchRollout",
+    REASON_FAILED: "WatchRollout",
+    REASON_MIXED: "WatchRollout",
+    REASON_HELD: "Hold",
+}
 _MAX_MESSAGE = 1000
 _MAX_REMEMBERED_WARNINGS = 10_000
 _EVENT_CONCURRENCY = 8
@@ -102,7 +116,7 @@ class EventRecorder:
             "type": type_,
             "reason": reason,
             "message": message[:_MAX_MESSAGE],
-            "action": "Rollout" if reason == REASON_ROLLOUT else "Lookup",
+            "action": _ACTIONS.get(reason, "Lookup"),
             "source": {"component": COMPONENT},
             "reportingComponent": COMPONENT,
             "reportingInstance": self._instance,

@@ -40,7 +40,13 @@ from autorollout.kube import (
 )
 from autorollout.notify import Notice, NoticeOutcome
 from reconciler.cache import WorkloadCache
-from reconciler.events import EventRecorder
+from reconciler.events import (
+    REASON_FAILED,
+    REASON_HELD,
+    REASON_MIXED,
+    REASON_SUCCEEDED,
+    EventRecorder,
+)
 from reconciler.health_pods import MixedDigest, mixed_digests, parse_mixed, pod_health
 from reconciler.holds import HeldChange
 from reconciler.plan import recorded_digest
@@ -57,10 +63,6 @@ from reconciler.workload import Workload, WorkloadKey, log_fields
 
 log = logging.getLogger("kube_autorollout.reconciler.health")
 
-REASON_SUCCEEDED = "RolloutSucceeded"
-REASON_FAILED = "RolloutFailed"
-REASON_HELD = "RolloutHeld"
-REASON_MIXED = "MixedDigests"
 #: How often watched rollouts are judged between changes (a StatefulSet's deadline passes silently).
 TICK_SECONDS = 2.0
 _MAX_REMEMBERED = 10_000

@@ -227,6 +227,7 @@ class RolloutPolicyConfig(_Section):
     @classmethod
     def _lowercase_compare(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
     # A digest whose rollout failed on one workload holds every workload (docs/health.md).
     hold_other_workloads: bool = False
 
