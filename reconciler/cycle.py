@@ -24,7 +24,7 @@ from reconciler.cache import WorkloadCache
 from reconciler.events import EventRecorder, PolicyWarnings, warn_registry_errors
 from reconciler.gate import GateResult, apply_policy
 from reconciler.observe import Observation, Observer
-from reconciler.plan import WorkloadPlan, plan_cycle
+from reconciler.plan import PlanMemo, WorkloadPlan, plan_cycle
 from reconciler.report import (
     CycleReport,
     PendingGauge,
@@ -45,8 +45,8 @@ _Pending = tuple[int, WorkloadPlan, int]
 MAX_CONCURRENT_PATCHES = 16
 
 
-def _plans(observation: Observation) -> list[WorkloadPlan]:
-    return plan_cycle(observation.workloads, observation.resolutions, observation.pods)
+def _plans(observation: Observation, memo: PlanMemo) -> list[WorkloadPlan]:
+    return plan_cycle(observation.workloads, observation.resolutions, observation.pods, memo)
 
 
 def _wall_clock() -> datetime:
@@ -80,6 +80,7 @@ class Cycle:
         self._policy = policy or PolicyDefaults()
         self._clock = clock
         self._windows = WindowMemo()
+        self._plans = PlanMemo()
         self._policy_warnings = PolicyWarnings(events)
         self._pending = PendingGauge()
 
@@ -91,7 +92,7 @@ class Cycle:
     def _gate(self, observation: Observation, *, already_rolling: int = 0) -> GateResult:
         """Plan, then pass the plans through the rollout policy (settle, cooldown, windows, cap)."""
         return apply_policy(
-            _plans(observation),
+            _plans(observation, self._plans),
             self._policy,
             now=self._clock(),
             cluster=self._cache.workloads() if self._policy.max_in_flight else (),
