@@ -13,7 +13,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,12 +127,15 @@ class BenchEnv:
 
 
 @contextlib.contextmanager
-def bench_env(kubelet_namespaces: tuple[str, ...] = ()) -> Iterator[BenchEnv]:
-    """Start the control plane, a TLS registry and the simulated node; stop them afterwards."""
+def bench_env(
+    kubelet_namespaces: tuple[str, ...] = (), notifications: Sequence[Mapping[str, object]] = ()
+) -> Iterator[BenchEnv]:
+    """Start the control plane, a TLS registry (sending `notifications`, distribution's endpoint
+    entries) and the simulated node; stop them afterwards."""
     workdir = Path(tempfile.mkdtemp(prefix="kar-bench-"))
     log("starting the local control plane and a TLS registry")
     cluster = LocalCluster().start()
-    registry = start_registry("tls", workdir / "registry")
+    registry = start_registry("tls", workdir / "registry", notifications=notifications)
     assert registry.ca_file is not None
     verify = ssl.create_default_context(cafile=str(registry.ca_file))
     resolve = functools.partial(head_digest, scheme="https", verify=verify)
