@@ -27,6 +27,7 @@ DEPENDENCIES = (
     "ssl",
     "asyncio",
     "pydantic",
+    "pydantic.main",  # BaseModel: what the first model class needs besides `import pydantic`
     "yaml",
     "httpx",
     "croniter",
