@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from autorollout.kube import KubeClient
+from autorollout.kube import KubeClient, core_collection
 from autorollout.kube.paths import workload_path
 from bench.fleet import Image, create_deployments, create_namespace, fleet_settled
 from bench.proc import load_average, machine
@@ -122,6 +122,37 @@ class BenchEnv:
                     await kube.patch(path, ops)
                     times.append(time.perf_counter() - t0)
                 return statistics.median(times)
+
+        return asyncio.run(go())
+
+    def rollout_floor(self, namespace: str, names: list[str], round_: int) -> float:
+        """Seconds to send, one after another, what a rollout of each of `names` must send: a JSON
+        patch of its pod template (the controller makes a new ReplicaSet) and one Event."""
+
+        async def go() -> float:
+            async with self.kube() as kube:
+                await kube.get(workload_path("Deployment", namespace, names[0]))  # connection open
+                t0 = time.perf_counter()
+                for name in names:
+                    path = workload_path("Deployment", namespace, name)
+                    ops = [
+                        {
+                            "op": "add",
+                            "path": "/spec/template/metadata/annotations",
+                            "value": {"bench/floor": str(round_)},
+                        }
+                    ]
+                    await kube.patch(path, ops)
+                    event = {
+                        "metadata": {"name": f"{name}.floor-{round_}", "namespace": namespace},
+                        "involvedObject": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+                        "type": "Normal",
+                        "reason": "BenchFloor",
+                        "message": "the floor of a rollout",
+                        "source": {"component": "kar-bench"},
+                    }
+                    await kube.create(core_collection("events", namespace), event)
+                return time.perf_counter() - t0
 
         return asyncio.run(go())
 

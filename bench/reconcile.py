@@ -176,10 +176,12 @@ def measure_policy_variant(env: BenchEnv, images: list[Image], count: int, repea
     cycles: dict[str, list[dict[str, Any]]] = {"plain": [], "policy": []}
     # The HEAD floor before and after the cycles: the steady cycle's other reference (issue 18).
     heads = [env.head_floor(images[0], n=100)]
+    loads = [load_average()]
     for r in range(repeat):  # interleaved, the order alternating: plain, policy, policy, plain, ...
         for ns in ("plain", "policy") if r % 2 == 0 else ("policy", "plain"):
             cycles[ns].append(workers[ns].cycle())
     heads.append(env.head_floor(images[0], n=100))
+    loads.append(load_average())
     for worker in workers.values():
         worker.close()
     medians = {ns: statistics.median(c["cycle_seconds"] for c in found) for ns, found in cycles.items()}
@@ -200,6 +202,7 @@ def measure_policy_variant(env: BenchEnv, images: list[Image], count: int, repea
         "heads_in_series_seconds": head * len(images),
         "plain_over_head_floor": medians["plain"] / (head * len(images)),
         "first": {ns: w.first for ns, w in workers.items()},
+        "loads": [round(x, 2) for x in loads],
     }
     log(
         f"policy variant at {count}: plain {medians['plain'] * 1000:.0f} ms, policy "
@@ -207,6 +210,10 @@ def measure_policy_variant(env: BenchEnv, images: list[Image], count: int, repea
         f"plain / HEADs in series {result['plain_over_head_floor']:.2f}"
     )
     return result
+
+
+def _cpu(env: BenchEnv) -> dict[str, float]:
+    return {p.name: cpu_seconds(p.pid) for p in env.cluster.processes}
 
 
 def measure_rollouts(env: BenchEnv, count: int, rounds: int, profile: Path | None) -> dict[str, Any]:
@@ -218,21 +225,36 @@ def measure_rollouts(env: BenchEnv, count: int, rounds: int, profile: Path | Non
     worker = Worker(env, "roll", env.workdir / f"worker-roll-{count}")
     steady = worker.cycle()
     found = []
+    names = [f"w-{i:05d}" for i in range(count)]
     for r in range(rounds):
         load = load_average()
         floor = env.patch_floor("roll", "w-00000")
-        time.sleep(1.0)  # the watch delivers the floor's own writes before the guarded patches
+        # What the rollouts must send, in series: N template PATCHes (N new ReplicaSets) + N Events,
+        # with the CPU each process spent meanwhile (the cycle's own figures are beside it).
+        cpu = _cpu(env)
+        work = env.rollout_floor("roll", names, r)
+        work_cpu = {k: round(v - cpu[k], 3) for k, v in _cpu(env).items()}
+        time.sleep(3.0)  # the watch delivers the floors' own writes before the guarded patches
         (image,) = move_tags(env.registry, [image], seed=50 + r)
         command = f"cycle-profile {profile}" if profile is not None and r == rounds - 1 else "cycle"
         rolled = worker.cycle(command)
         worker.send(f"wait-recorded {image.digest} {count}")
         rolled_out = rolled["outcomes"].get("rolled-out", 0)
         ratio = rolled["cycle_seconds"] / (rolled_out * floor) if rolled_out else None
-        found.append({"load": round(load, 2), "patch_floor_seconds": floor, "moved": rolled, "ratio": ratio})
+        found.append(
+            {
+                "load": round(load, 2),
+                "patch_floor_seconds": floor,
+                "rollout_work_in_series_seconds": work,
+                "rollout_work_cpu_seconds": work_cpu,
+                "moved": rolled,
+                "ratio": ratio,
+            }
+        )
         log(
             f"round {r + 1}: {rolled_out} rollouts in {rolled['cycle_seconds']:.2f}s, floor"
             f" {floor * 1000:.1f} ms, in series {rolled_out * floor:.2f}s, ratio {ratio},"
-            f" CPU {rolled['cpu_seconds']}"
+            f" CPU {rolled['cpu_seconds']}; the same writes in series {work:.2f}s, CPU {work_cpu}"
         )
     worker.close()
     ratios = [f["ratio"] for f in found if f["ratio"] is not None]
