@@ -145,7 +145,12 @@ class BenchEnv:
                     await kube.patch(path, ops)
                     event = {
                         "metadata": {"name": f"{name}.floor-{round_}", "namespace": namespace},
-                        "involvedObject": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+                        "involvedObject": {
+                            "apiVersion": "apps/v1",
+                            "kind": "Deployment",
+                            "namespace": namespace,
+                            "name": name,
+                        },
                         "type": "Normal",
                         "reason": "BenchFloor",
                         "message": "the floor of a rollout",

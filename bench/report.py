@@ -437,9 +437,15 @@ def admission_profile_table(data: dict[str, Any]) -> str:
     return table(["in process, one warm review, no TLS", "CPU per request (range)"], rows)
 
 
-def rollouts_table(data: dict[str, Any], before: dict[str, Any] | None) -> str:
+def rollouts_table(
+    data: dict[str, Any], before: dict[str, Any] | None, concurrent: dict[str, Any] | None = None
+) -> str:
     rows = []
-    for label, found in (("before (one after another)", before), ("now (concurrent)", data)):
+    for label, found in (
+        ("before (one after another)", before),
+        ("concurrent, previous round", concurrent),
+        ("now", data),
+    ):
         if found is None:
             continue
         rows += _rollout_rounds(label, found) if "rollouts" in found else _rollout_rows(label, found)
@@ -548,7 +554,7 @@ def main() -> None:
     blocks: dict[str, str] = {}
     rollouts = _load("rollouts")
     if rollouts:
-        blocks["rollouts"] = rollouts_table(rollouts, _load("rollouts-before"))
+        blocks["rollouts"] = rollouts_table(rollouts, _load("rollouts-before"), _load("rollouts-concurrent"))
         if "rollouts" in rollouts:
             blocks["rollouts-cpu"] = rollouts_cpu_table(rollouts)
     policy = _load("reconcile-policy")
