@@ -11,7 +11,8 @@ after them (the plain cycle against 200 HEADs in series is issue 18's planning g
 With `--rollout-rounds R`: R rounds of (the PATCH floor in series; one tag moved under --scales'
 first count of Deployments; the cycle that rolls them all out), the patch rate limit lifted; every
 cycle also records the CPU seconds of the reconciler and of each control-plane process meanwhile;
-`--profile PATH` writes a cProfile text of the last round's cycle (the reconciler's whole thread).
+`--profile PATH` adds one more round whose cycle runs under cProfile (the reconciler's whole thread),
+written to PATH and left out of the median.
 
 Usage: python -m bench.reconcile [--scales 100,1000,10000] [--unique 20,1000] [--repeat 3] [--moved 0.05]
        python -m bench.reconcile --policy-variant 10000 [--repeat 7] --out reconcile-policy
@@ -218,7 +219,8 @@ def _cpu(env: BenchEnv) -> dict[str, float]:
 
 def measure_rollouts(env: BenchEnv, count: int, rounds: int, profile: Path | None) -> dict[str, Any]:
     """`rounds` times: the PATCH floor (in series), then one tag moved under `count` Deployments
-    and the cycle that rolls them all out (the patch rate limit lifted); the last one profiled."""
+    and the cycle that rolls them all out (the patch rate limit lifted); with `profile`, one more
+    round under cProfile."""
     (image,) = push_images(env.registry, "bench/roll", 1, seed=3)
     log(f"creating {count} Deployments on one image")
     env.fleet("roll", [image], 0, count)
@@ -226,7 +228,8 @@ def measure_rollouts(env: BenchEnv, count: int, rounds: int, profile: Path | Non
     steady = worker.cycle()
     found = []
     names = [f"w-{i:05d}" for i in range(count)]
-    for r in range(rounds):
+    for r in range(rounds + (profile is not None)):
+        profiled = profile is not None and r == rounds  # one more round, not in the median
         load = load_average()
         floor = env.patch_floor("roll", "w-00000")
         # What the rollouts must send, in series: N template PATCHes (N new ReplicaSets) + N Events,
@@ -236,7 +239,7 @@ def measure_rollouts(env: BenchEnv, count: int, rounds: int, profile: Path | Non
         work_cpu = {k: round(v - cpu[k], 3) for k, v in _cpu(env).items()}
         time.sleep(3.0)  # the watch delivers the floors' own writes before the guarded patches
         (image,) = move_tags(env.registry, [image], seed=50 + r)
-        command = f"cycle-profile {profile}" if profile is not None and r == rounds - 1 else "cycle"
+        command = f"cycle-profile {profile}" if profiled else "cycle"
         rolled = worker.cycle(command)
         worker.send(f"wait-recorded {image.digest} {count}")
         rolled_out = rolled["outcomes"].get("rolled-out", 0)
@@ -249,6 +252,7 @@ def measure_rollouts(env: BenchEnv, count: int, rounds: int, profile: Path | Non
                 "rollout_work_cpu_seconds": work_cpu,
                 "moved": rolled,
                 "ratio": ratio,
+                "profiled": profiled,
             }
         )
         log(
@@ -257,7 +261,7 @@ def measure_rollouts(env: BenchEnv, count: int, rounds: int, profile: Path | Non
             f" CPU {rolled['cpu_seconds']}; the same writes in series {work:.2f}s, CPU {work_cpu}"
         )
     worker.close()
-    ratios = [f["ratio"] for f in found if f["ratio"] is not None]
+    ratios = [f["ratio"] for f in found if f["ratio"] is not None and not f["profiled"]]
     return {
         "workloads": count,
         "steady": steady,

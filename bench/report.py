@@ -489,7 +489,7 @@ def _rollout_rounds(label: str, data: dict[str, Any]) -> list[list[str]]:
         n = moved["outcomes"].get("rolled-out", 0)
         rows.append(
             [
-                f"{label}, round {i + 1}",
+                f"{label}, round {i + 1}" + (" (under cProfile)" if r.get("profiled") else ""),
                 f"{found['workloads']:,}",
                 f"{n:,}",
                 ms(moved["cycle_seconds"]),
@@ -502,8 +502,9 @@ def _rollout_rounds(label: str, data: dict[str, Any]) -> list[list[str]]:
                 f"{r['load']:g}",
             ]
         )
-    ratios = [r["ratio"] for r in found["rounds"] if r["ratio"]]
-    works = [r["moved"]["cycle_seconds"] / r["rollout_work_in_series_seconds"] for r in found["rounds"]]
+    counted = [r for r in found["rounds"] if r["ratio"] and not r.get("profiled")]
+    ratios = [r["ratio"] for r in counted]
+    works = [r["moved"]["cycle_seconds"] / r["rollout_work_in_series_seconds"] for r in counted]
     if len(ratios) > 1:
         rows.append(
             [
@@ -527,7 +528,8 @@ def rollouts_cpu_table(data: dict[str, Any]) -> str:
     rows = []
     for i, r in enumerate(rounds):
         cycle, work = r["moved"]["cpu_seconds"], r["rollout_work_cpu_seconds"]
-        rows.append([f"round {i + 1}: the cycle", ms(r["moved"]["cycle_seconds"]), *_cpus(cycle, names)])
+        cycle_label = f"round {i + 1}: the cycle" + (" (under cProfile)" if r.get("profiled") else "")
+        rows.append([cycle_label, ms(r["moved"]["cycle_seconds"]), *_cpus(cycle, names)])
         rows.append(
             [
                 f"round {i + 1}: its writes in series",
