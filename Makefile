@@ -98,6 +98,8 @@ bench: system-deps venv cluster-binaries
 	$(PY) -m bench.reconcile
 	$(PY) -m bench.upstream
 	$(PY) -m bench.upstream --workloads 1000 --images 200 --out upstream-1000
+	$(PY) -m bench.reconcile --scales 500 --rollout-rounds 3 --out rollouts --profile bench/results/rollouts-profile.txt
+	$(PY) -m bench.reconcile --policy-variant 10000 --repeat 9 --out reconcile-policy
 	$(PY) -m bench.push_events
 	$(PY) -m bench.push
 	$(PY) -m bench.planning --out planning

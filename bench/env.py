@@ -13,14 +13,14 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from autorollout.kube import KubeClient
+from autorollout.kube import KubeClient, core_collection
 from autorollout.kube.paths import workload_path
 from bench.fleet import Image, create_deployments, create_namespace, fleet_settled
 from bench.proc import load_average, machine
@@ -125,14 +125,53 @@ class BenchEnv:
 
         return asyncio.run(go())
 
+    def rollout_floor(self, namespace: str, names: list[str], round_: int) -> float:
+        """Seconds to send, one after another, what a rollout of each of `names` must send: a JSON
+        patch of its pod template (the controller makes a new ReplicaSet) and one Event."""
+
+        async def go() -> float:
+            async with self.kube() as kube:
+                await kube.get(workload_path("Deployment", namespace, names[0]))  # connection open
+                t0 = time.perf_counter()
+                for name in names:
+                    path = workload_path("Deployment", namespace, name)
+                    ops = [
+                        {
+                            "op": "add",
+                            "path": "/spec/template/metadata/annotations",
+                            "value": {"bench/floor": str(round_)},
+                        }
+                    ]
+                    await kube.patch(path, ops)
+                    event = {
+                        "metadata": {"name": f"{name}.floor-{round_}", "namespace": namespace},
+                        "involvedObject": {
+                            "apiVersion": "apps/v1",
+                            "kind": "Deployment",
+                            "namespace": namespace,
+                            "name": name,
+                        },
+                        "type": "Normal",
+                        "reason": "BenchFloor",
+                        "message": "the floor of a rollout",
+                        "source": {"component": "kar-bench"},
+                    }
+                    await kube.create(core_collection("events", namespace), event)
+                return time.perf_counter() - t0
+
+        return asyncio.run(go())
+
 
 @contextlib.contextmanager
-def bench_env(kubelet_namespaces: tuple[str, ...] = ()) -> Iterator[BenchEnv]:
-    """Start the control plane, a TLS registry and the simulated node; stop them afterwards."""
+def bench_env(
+    kubelet_namespaces: tuple[str, ...] = (), notifications: Sequence[Mapping[str, object]] = ()
+) -> Iterator[BenchEnv]:
+    """Start the control plane, a TLS registry (sending `notifications`, distribution's endpoint
+    entries) and the simulated node; stop them afterwards."""
     workdir = Path(tempfile.mkdtemp(prefix="kar-bench-"))
     log("starting the local control plane and a TLS registry")
     cluster = LocalCluster().start()
-    registry = start_registry("tls", workdir / "registry")
+    registry = start_registry("tls", workdir / "registry", notifications=notifications)
     assert registry.ca_file is not None
     verify = ssl.create_default_context(cafile=str(registry.ca_file))
     resolve = functools.partial(head_digest, scheme="https", verify=verify)

@@ -8,24 +8,17 @@ Usage: python -m bench.idle [--repeat 3] [--settle 3] [--out idle]
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bench.env import log, save
-from bench.proc import machine, memory_kib
-from bench.runproc import CLI, stop, wait_ready
-from certs.mint import write_bundle
+from bench.proc import machine
 from tests.harness.cluster import LocalCluster
-from tests.harness.commands import webhook_flags
-from tests.harness.registry import free_port
+from tests.harness.memory import idle_rss_kib
 
 # Imported alone, in this order, each measured as the growth over what was imported before it.
 # In the order `run` needs them; after the libraries, our own modules (what each adds on top); last,
@@ -34,6 +27,7 @@ DEPENDENCIES = (
     "ssl",
     "asyncio",
     "pydantic",
+    "pydantic.main",  # BaseModel: what the first model class needs besides `import pydantic`
     "yaml",
     "httpx",
     "croniter",
@@ -52,42 +46,6 @@ DEPENDENCIES = (
     "cryptography.x509",
     "kubernetes.config",
 )
-
-
-def _env(home: Path) -> dict[str, str]:
-    drop = ("CONFIG_FILE", "KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT")
-    env = {k: v for k, v in os.environ.items() if k not in drop and "proxy" not in k.lower()}
-    env["HOME"] = str(home)  # no ~/.kube/config to fall back on
-    return env
-
-
-def idle_rss(workdir: Path, command: str, kubeconfig: str | None, *, settle: float) -> int:
-    """VmRSS (KiB) of `command` `settle` seconds after its /readyz first answered 204."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    bundle = write_bundle(workdir / "tls", ["localhost"], ["127.0.0.1"])
-    probe_port = free_port()
-    config = {
-        "cronSchedule": "0 0 0 1 1 *",  # no cycle while measuring
-        "webserver": {"port": probe_port},
-        "reconciler": {"namespaces": ["empty"]},
-    }
-    config_path = workdir / "config.yaml"
-    config_path.write_text(yaml.safe_dump(config))
-    argv = [CLI, command, "--config", str(config_path)]
-    argv += ["--kubeconfig", kubeconfig] if kubeconfig else []
-    argv += webhook_flags(bundle.tls_cert, bundle.tls_key, free_port())
-    log_path = workdir / f"{command}.log"
-    started = time.monotonic()
-    with log_path.open("wb") as out:
-        popen = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, env=_env(workdir), start_new_session=True
-        )
-    try:
-        wait_ready(popen, probe_port, log_path, deadline=started + 60)
-        time.sleep(settle)
-        return memory_kib(popen.pid)["VmRSS"]
-    finally:
-        stop(popen)
 
 
 def dependency_shares() -> dict[str, int]:
@@ -125,7 +83,7 @@ def main() -> None:
             ("webhook_no_kubeconfig", "webhook", None),
         ):
             runs = [
-                idle_rss(workdir / f"{label}-{i}", command, config, settle=args.settle)
+                idle_rss_kib(workdir / f"{label}-{i}", command, config, settle=args.settle)
                 for i in range(args.repeat)
             ]
             log(f"{label}: VmRSS KiB {runs}")

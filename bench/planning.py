@@ -3,9 +3,11 @@
 Builds `--workloads` slim records (parsed from the same Deployments bench/fleet.py creates) over
 `--images` images, fills the digest cache with their current digests, and times what a steady
 `Cycle.run` does with them apart from the HEADs: the pull-policy check, observe (lookups, credential
-choice, answers from the cache), plan and the per-plan log calls. Median of `--repeat` passes, in
-CPU seconds of the process. No cluster or registry is needed: the figure is the planning share of
-the 10,000-workload cycle of bench/reconcile.py. `--profile` prints a pyinstrument profile of one pass.
+choice, answers from the cache), plan (with the cycle's plan memo), the rollout policy's gate and the
+per-plan log calls. Median of `--repeat` passes, in CPU seconds of the process; interleaved with
+each, the same pass with a fresh plan memo (every record new to it, as after a resync or in the
+first cycle). No cluster or registry is needed: the figure is the planning share of the
+10,000-workload cycle of bench/reconcile.py. `--profile` prints a pyinstrument profile of one pass.
 
 Usage: python -m bench.planning [--workloads 10000] [--images 200] [--repeat 7] [--profile] [--out planning]
 """
@@ -17,19 +19,22 @@ import asyncio
 import json
 import statistics
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from pyinstrument import Profiler
 
 from autorollout.cli.wiring import credential_store, open_resolver
 from autorollout.config import Config
+from autorollout.policy.model import PolicyDefaults
 from autorollout.registry.manifests import ManifestDigest
 from autorollout.registry.resolver import Lookup
 from bench.env import save
 from bench.fleet import Image, deployment, image_of
 from bench.proc import load_average, machine
+from reconciler.gate import apply_policy
 from reconciler.observe import Observer
-from reconciler.plan import plan_cycle
+from reconciler.plan import PlanMemo, plan_cycle
 from reconciler.report import PullPolicyWarnings, log_plan
 from reconciler.workload import Workload, parse_workload
 
@@ -69,23 +74,29 @@ async def measure(workloads: int, images: int, repeat: int, profile: bool) -> di
                 digest = w.recorded[c.name].split("@", 1)[1]
                 resolver.cache.put(key, ManifestDigest(digest=digest, media_type=""))
 
-        async def one_pass() -> float:
+        memo = PlanMemo()  # the cycle's: kept from one cycle to the next
+
+        async def one_pass(memo: PlanMemo) -> float:
             # CPU time of this process: the machine's other load does not inflate it
             t0 = time.process_time()
             PullPolicyWarnings().check(records)
             observation = await observer.observe(records, fresh_after=None)
-            plans = plan_cycle(observation.workloads, observation.resolutions, observation.pods)
-            for plan in plans:
+            plans = plan_cycle(observation.workloads, observation.resolutions, observation.pods, memo)
+            gated = apply_policy(plans, PolicyDefaults(), now=datetime.now(UTC)).plans
+            for plan in gated:
                 log_plan(plan, dry_run=False)
-            assert all(p.action is None for p in plans)
+            assert all(p.action is None for p in gated)
             assert observation.unique_images == images
             return time.process_time() - t0
 
-        await one_pass()  # the reference memo fills once per process, as in the first cycle
-        times = [await one_pass() for _ in range(repeat)]
+        await one_pass(memo)  # the reference memo fills once per process, as in the first cycle
+        times, fresh = [], []
+        for _ in range(repeat):
+            times.append(await one_pass(memo))
+            fresh.append(await one_pass(PlanMemo()))
         if profile:
             with Profiler(async_mode="enabled") as profiler:
-                await one_pass()
+                await one_pass(memo)
             print(profiler.output_text(unicode=False, color=False, show_all=False))
     median = statistics.median(times)
     return {
@@ -95,6 +106,9 @@ async def measure(workloads: int, images: int, repeat: int, profile: bool) -> di
         "median_seconds": median,
         "range_seconds": [min(times), max(times)],
         "per_workload_us": median / workloads * 1e6,
+        "unmemoized_median_seconds": statistics.median(fresh),
+        "unmemoized_range_seconds": [min(fresh), max(fresh)],
+        "unmemoized_per_workload_us": statistics.median(fresh) / workloads * 1e6,
     }
 
 

@@ -43,3 +43,9 @@ def machine() -> dict[str, str]:
 def load_average() -> float:
     """The 1-minute load average."""
     return os.getloadavg()[0]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (its threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

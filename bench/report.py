@@ -214,17 +214,33 @@ def admission_table(data: dict[str, Any]) -> str:
         ("warm", "webhook, warm cache"),
         ("cold", "webhook, cold (TTL 0: every image resolved)"),
     )
+
+    def run_ratios(target: str) -> list[float]:
+        """Per repeat, the target's rate over the ceiling's in the same repeat (interleaved runs)."""
+        by_repeat = {
+            r.get("repeat"): r["rps"] for r in data["runs"] if r["target"] == "bare" and r["mode"] == "max"
+        }
+        return [
+            r["rps"] / by_repeat[r.get("repeat")]
+            for r in data["runs"]
+            if r["target"] == target and r["mode"] == "max" and by_repeat.get(r.get("repeat"))
+        ]
+
     for target, label in labels:
         if target not in targets:
             continue
         rps = med(target, "max", "rps")
+        ratios = run_ratios(target)
+        share = f"{rps / bare:.0%}"
+        if len(ratios) > 1 and target != "bare":
+            share += f" (runs {min(ratios):.0%}-{max(ratios):.0%})"
         rows.append(
             [
                 label,
                 f"{rps:,.0f}",
                 ms(med(target, "max", "p50")),
                 ms(med(target, "max", "p99")),
-                f"{rps / bare:.0%}",
+                share,
                 f"{med(target, 'max', 'registry_requests') / (rps * duration):.2f}",
                 f"{med(target, 'paced', 'rps'):,.0f}",
                 ms(med(target, "paced", "p50")),
@@ -359,16 +375,67 @@ def push_table(data: dict[str, Any]) -> str:
 
 
 def planning_table(data: dict[str, Any]) -> str:
-    low, high = data["range_seconds"]
-    rows = [
-        [
-            f"{data['workloads']:,} workloads, {data['images']} images",
-            f"{data['median_seconds'] * 1000:,.0f} ms ({low * 1000:,.0f}-{high * 1000:,.0f})",
-            f"{data['per_workload_us']:.1f} µs",
+    def row(label: str, prefix: str) -> list[str]:
+        low, high = data[f"{prefix}range_seconds"]
+        return [
+            label,
+            f"{data[f'{prefix}median_seconds'] * 1000:,.0f} ms ({low * 1000:,.0f}-{high * 1000:,.0f})",
+            f"{data[f'{prefix}per_workload_us']:.1f} µs",
             f"{data['load']:g}",
         ]
-    ]
+
+    scale = f"{data['workloads']:,} workloads, {data['images']} images"
+    rows = [row(f"{scale}, steady (the cycle's plan memo)", "")]
+    if "unmemoized_median_seconds" in data:
+        rows.append(row(f"{scale}, every record new to the memo", "unmemoized_"))
     return table(["in process, CPU", "one planning pass (range)", "per workload", "1-min load"], rows)
+
+
+def policy_variant_table(data: dict[str, Any]) -> str:
+    """The steady cycle at N workloads with and without policies, and against the HEAD floor."""
+    found = data["policy_variant"]
+    cycles, medians = found["cycles"], found["steady_median_seconds"]
+
+    def spread(ns: str) -> str:
+        values = [c["cycle_seconds"] for c in cycles[ns]]
+        return f"{ms(min(values))}-{ms(max(values))}"
+
+    ratios = found["pair_ratios"]
+    heads = found["heads_in_series_seconds"]
+    n = found["workloads"]
+    rows = [
+        [f"steady cycle, median of {len(cycles['plain'])}", ms(medians["plain"]), ms(medians["policy"])],
+        ["steady cycles, min-max", spread("plain"), spread("policy")],
+        [
+            "with / without, median of the interleaved pairs (range)",
+            "",
+            f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})",
+        ],
+        [
+            f"floor: {found['unique_images']} HEADs in series ({ms(heads / found['unique_images'])} each)",
+            ms(heads),
+            ms(heads),
+        ],
+        [
+            "steady cycle / HEAD floor",
+            f"{medians['plain'] / heads:.2f}x",
+            f"{medians['policy'] / heads:.2f}x",
+        ],
+        [
+            "registry / API requests per steady cycle",
+            *(
+                f"{statistics.median(c['registry_requests'] for c in cycles[ns]):g} / "
+                f"{_api(cycles[ns][0]['api_requests'])}"
+                for ns in ("plain", "policy")
+            ),
+        ],
+        [
+            "CPU of the reconciler per steady cycle (median)",
+            *(ms(statistics.median(c["cpu_seconds"]["reconciler"] for c in cycles[ns])) for ns in cycles),
+        ],
+        ["1-min load at the first and the last cycle", *(f"{a:g}, {b:g}" for a, b in [found["loads"]] * 2)],
+    ]
+    return table(["", f"{n:,} without policy", f"{n:,} with policy on every workload"], rows)
 
 
 def admission_profile_table(data: dict[str, Any]) -> str:
@@ -386,11 +453,18 @@ def admission_profile_table(data: dict[str, Any]) -> str:
     return table(["in process, one warm review, no TLS", "CPU per request (range)"], rows)
 
 
-def rollouts_table(data: dict[str, Any], before: dict[str, Any] | None) -> str:
+def rollouts_table(
+    data: dict[str, Any], before: dict[str, Any] | None, concurrent: dict[str, Any] | None = None
+) -> str:
     rows = []
-    for label, found in (("before (one after another)", before), ("now (concurrent)", data)):
-        if found is not None:
-            rows += _rollout_rows(label, found)
+    for label, found in (
+        ("before (one after another)", before),
+        ("concurrent, previous round", concurrent),
+        ("now", data),
+    ):
+        if found is None:
+            continue
+        rows += _rollout_rounds(label, found) if "rollouts" in found else _rollout_rows(label, found)
     header = [
         "acting",
         "workloads",
@@ -399,10 +473,75 @@ def rollouts_table(data: dict[str, Any], before: dict[str, Any] | None) -> str:
         "floor: one PATCH",
         "floor: PATCHes in series",
         "cycle / floor in series",
+        "the rollouts' writes in series (template PATCH + Event each)",
+        "cycle / those",
         "API requests",
         "1-min load at start",
     ]
     return table(header, rows)
+
+
+def _rollout_rounds(label: str, data: dict[str, Any]) -> list[list[str]]:
+    found = data["rollouts"]
+    rows = []
+    for i, r in enumerate(found["rounds"]):
+        moved, floor = r["moved"], r["patch_floor_seconds"]
+        n = moved["outcomes"].get("rolled-out", 0)
+        rows.append(
+            [
+                f"{label}, round {i + 1}" + (" (under cProfile)" if r.get("profiled") else ""),
+                f"{found['workloads']:,}",
+                f"{n:,}",
+                ms(moved["cycle_seconds"]),
+                ms(floor),
+                ms(n * floor),
+                f"{r['ratio']:.2f}x" if r["ratio"] else "-",
+                ms(r["rollout_work_in_series_seconds"]),
+                f"{moved['cycle_seconds'] / r['rollout_work_in_series_seconds']:.2f}x",
+                _api(moved["api_requests"]),
+                f"{r['load']:g}",
+            ]
+        )
+    counted = [r for r in found["rounds"] if r["ratio"] and not r.get("profiled")]
+    ratios = [r["ratio"] for r in counted]
+    works = [r["moved"]["cycle_seconds"] / r["rollout_work_in_series_seconds"] for r in counted]
+    if len(ratios) > 1:
+        rows.append(
+            [
+                f"{label}, median of {len(ratios)}",
+                *([""] * 5),
+                f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})",
+                "",
+                f"{statistics.median(works):.2f}x ({min(works):.2f}-{max(works):.2f})",
+                "",
+                "",
+            ]
+        )
+    return rows
+
+
+def rollouts_cpu_table(data: dict[str, Any]) -> str:
+    """CPU seconds each process spent during each round's rolling cycle, and during the same writes
+    sent in series."""
+    rounds = data["rollouts"]["rounds"]
+    names = list(rounds[0]["moved"]["cpu_seconds"])
+    rows = []
+    for i, r in enumerate(rounds):
+        cycle, work = r["moved"]["cpu_seconds"], r["rollout_work_cpu_seconds"]
+        cycle_label = f"round {i + 1}: the cycle" + (" (under cProfile)" if r.get("profiled") else "")
+        rows.append([cycle_label, ms(r["moved"]["cycle_seconds"]), *_cpus(cycle, names)])
+        rows.append(
+            [
+                f"round {i + 1}: its writes in series",
+                ms(r["rollout_work_in_series_seconds"]),
+                *_cpus(work, names),
+            ]
+        )
+    return table(["", "wall", *(f"CPU: {k}" for k in names)], rows)
+
+
+def _cpus(cpu: dict[str, float], names: list[str]) -> list[str]:
+    return [f"{cpu[k]:.1f} s" if k in cpu else "-" for k in names]
 
 
 def _rollout_rows(label: str, data: dict[str, Any]) -> list[list[str]]:
@@ -420,6 +559,8 @@ def _rollout_rows(label: str, data: dict[str, Any]) -> list[list[str]]:
                 ms(floor),
                 ms(n * floor),
                 f"{moved['cycle_seconds'] / (n * floor):.2f}x" if n else "-",
+                "-",
+                "-",
                 _api(moved["api_requests"]),
                 f"{data['machine'].get('load_at_start', '?')}",
             ]
@@ -431,7 +572,12 @@ def main() -> None:
     blocks: dict[str, str] = {}
     rollouts = _load("rollouts")
     if rollouts:
-        blocks["rollouts"] = rollouts_table(rollouts, _load("rollouts-before"))
+        blocks["rollouts"] = rollouts_table(rollouts, _load("rollouts-before"), _load("rollouts-concurrent"))
+        if "rollouts" in rollouts:
+            blocks["rollouts-cpu"] = rollouts_cpu_table(rollouts)
+    policy = _load("reconcile-policy")
+    if policy and "pair_ratios" in policy.get("policy_variant", {}):
+        blocks["reconcile-policy"] = policy_variant_table(policy)
     push = _load("push")
     if push:
         blocks["push"] = push_table(push)

@@ -27,7 +27,7 @@ from reconciler.health import HealthWatcher
 from reconciler.holds import HeldChange, apply_holds
 from reconciler.nodes import NodePlatforms
 from reconciler.observe import Observation, Observer
-from reconciler.plan import WorkloadPlan, plan_cycle
+from reconciler.plan import PlanMemo, WorkloadPlan, plan_cycle
 from reconciler.platforms import compare_plans, log_platforms, observe_platforms, warn_index_fallback
 from reconciler.report import (
     CycleReport,
@@ -49,8 +49,9 @@ _Pending = tuple[int, WorkloadPlan, int]
 MAX_CONCURRENT_PATCHES = 16
 
 
-def _plans(observation: Observation, policy: PolicyDefaults) -> list[WorkloadPlan]:
-    plans = plan_cycle(observation.workloads, observation.resolutions, observation.pods)
+def _plans(observation: Observation, policy: PolicyDefaults, memo: PlanMemo) -> list[WorkloadPlan]:
+    plans = plan_cycle(observation.workloads, observation.resolutions, observation.pods, memo)
+    # Platform comparison works on the plans (never on the memo's): they are frozen, it replaces them.
     return compare_plans(plans, observation, policy) if observation.nodes is not None else plans
 
 
@@ -88,6 +89,7 @@ class Cycle:
         self._policy = policy or PolicyDefaults()
         self._clock = clock
         self._windows = WindowMemo()
+        self._plans = PlanMemo()
         self._policy_warnings = PolicyWarnings(events)
         self._pending = PendingGauge()
         self._nodes = nodes or NodePlatforms(kube, follow=False)
@@ -105,7 +107,7 @@ class Cycle:
     ) -> GateResult:
         """Plan, drop changes to held digests (into `held`), then pass the plans through the rollout
         policy (settle, cooldown, windows, cap)."""
-        plans, dropped = self._holds(_plans(observation, self._policy))
+        plans, dropped = self._holds(_plans(observation, self._policy, self._plans))
         if held is not None:
             held.extend(dropped)
         return apply_policy(

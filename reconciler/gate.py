@@ -55,8 +55,8 @@ def _check(
     """The plan after the policy, and the settle marks to write should it wait for a slot after all."""
     w = plan.workload
     action = plan.action
-    if plan.skipped:
-        return plan, {}
+    if plan.skipped or (not w.seen and not isinstance(action, Rollout)):
+        return plan, {}  # nothing to hold and no settle mark to clear (the steady case)
     # A failed lookup says nothing about the tag: its container's mark stays as it is.
     failed = {v.container.name for v in plan.errors}
     seen = {name: mark for name, mark in (w.seen or {}).items() if name not in failed}

@@ -97,11 +97,17 @@ class Observer:
 
     async def observe(self, workloads: Sequence[Workload], *, fresh_after: float | None) -> Observation:
         """Look up every unique image of `workloads` once, and ask the pods of those being adopted."""
-        per_workload = [await self._lookups(w) for w in workloads]
-        lookups = {x for found in per_workload for x in found.values() if isinstance(x, Lookup)}
+        # Workloads without pull secrets share one Lookup per image: built and hashed once per cycle.
+        shared: dict[str, Lookup | Unchecked] = {}
+        per_workload = [
+            await self._lookups(w) if w.pull_secrets else self._shared_lookups(w, shared) for w in workloads
+        ]
+        distinct = {id(x): x for found in per_workload for x in found.values() if isinstance(x, Lookup)}
+        lookups = set(distinct.values())
         results = await self._resolve(lookups, fresh_after=fresh_after)
+        by_id = {i: results[x] for i, x in distinct.items()}
         resolutions: list[dict[str, Resolution]] = [
-            {name: results[x] if isinstance(x, Lookup) else x for name, x in found.items()}
+            {name: by_id[id(x)] if isinstance(x, Lookup) else x for name, x in found.items()}
             for found in per_workload
         ]
         # Adoption only: platform digests and what the newest pods run (never in a steady state).
@@ -111,14 +117,17 @@ class Observer:
         pods: dict[WorkloadKey, PodReport] = {}
         if adopting:
             pods = await self._adoption_facts(workloads, per_workload, resolutions, adopting, fresh_after)
-        users = Counter(x for found in per_workload for x in set(found.values()) if isinstance(x, Lookup))
+        failed = {x: r for x, r in results.items() if isinstance(r, RegistryError)}
+        users = (
+            Counter(x for found in per_workload for x in set(found.values()) if x in failed)
+            if failed
+            else Counter()
+        )
         return Observation(
             workloads=list(workloads),
             resolutions={w.key: resolutions[i] for i, w in enumerate(workloads)},
             pods=pods,
-            errors={
-                str(x.reference): (r, users[x]) for x, r in results.items() if isinstance(r, RegistryError)
-            },
+            errors={str(x.reference): (r, users[x]) for x, r in failed.items()},
             unique_images=len(lookups),
             lookups=per_workload,
         )
@@ -136,15 +145,18 @@ class Observer:
         pull: list[Mapping[str, RegistryCredentials]] = []
         if workload.pull_secrets:
             pull = list(await self._pull_secrets.read(workload.namespace, workload.pull_secrets))
+        return {c.name: self._lookup(c.image, pull) for c in workload.watched()}
+
+    def _shared_lookups(
+        self, workload: Workload, shared: dict[str, Lookup | Unchecked]
+    ) -> dict[str, Lookup | Unchecked]:
+        """`_lookups` of a workload without pull secrets, from and into `shared` (image -> lookup)."""
         found: dict[str, Lookup | Unchecked] = {}
         for container in workload.watched():
-            ref = self.reference(container.image)
-            if isinstance(ref, InvalidReferenceError):
-                found[container.name] = Unchecked(f"invalid image reference: {ref.reason}")
-            elif ref.is_pinned:
-                found[container.name] = Unchecked("pinned by digest", pinned=True)
-            else:
-                found[container.name] = Lookup(ref, self._credentials.lookup(ref.registry, pull))
+            lookup = shared.get(container.image)
+            if lookup is None:
+                lookup = shared[container.image] = self._lookup(container.image, ())
+            found[container.name] = lookup
         return found
 
     async def resolve_platforms(
@@ -152,6 +164,14 @@ class Observer:
     ) -> dict[Lookup, ManifestDigest | RegistryError]:
         """The index bodies (platform entries) of `lookups`: a GET each, shared through the resolver."""
         return await self._resolve(lookups, fresh_after=fresh_after, platforms=True)
+
+    def _lookup(self, image: str, pull: Sequence[Mapping[str, RegistryCredentials]]) -> Lookup | Unchecked:
+        ref = self.reference(image)
+        if isinstance(ref, InvalidReferenceError):
+            return Unchecked(f"invalid image reference: {ref.reason}")
+        if ref.is_pinned:
+            return Unchecked("pinned by digest", pinned=True)
+        return Lookup(ref, self._credentials.lookup(ref.registry, pull))
 
     async def _resolve(
         self, lookups: Iterable[Lookup], *, fresh_after: float | None, platforms: bool = False

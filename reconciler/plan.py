@@ -204,11 +204,55 @@ def plan_workload(
     return WorkloadPlan(workload, verdicts, action, errors=errors)
 
 
+class PlanMemo:
+    """The last plan with nothing to do of each workload, reused while its inputs are the same.
+
+    A steady cycle plans every workload again to find that nothing changed. `plan_workload` is pure,
+    so its plan holds while the record is the same object (the cache replaces a record whenever the
+    watch delivers a change), no pods were read and the resolutions are equal. Only plans without
+    an action or an error are kept: those are the steady ones, and they hold no mutable parts.
+    """
+
+    def __init__(self) -> None:
+        self._plans: dict[WorkloadKey, tuple[Workload, Mapping[str, Resolution], WorkloadPlan]] = {}
+
+    def plan(self, workload: Workload, resolutions: Mapping[str, Resolution]) -> WorkloadPlan:
+        """`plan_workload(workload, resolutions)`, from the memo when its inputs did not change."""
+        kept = self._plans.get(workload.key)
+        if kept is not None and kept[0] is workload and kept[1] == resolutions:
+            return kept[2]
+        plan = plan_workload(workload, resolutions)
+        if plan.action is None and not plan.errors:
+            self._plans[workload.key] = (workload, resolutions, plan)
+        elif kept is not None:
+            del self._plans[workload.key]
+        return plan
+
+    def __len__(self) -> int:
+        return len(self._plans)
+
+    def retain(self, workloads: Sequence[Workload]) -> None:
+        """Forget deleted workloads once the memo holds many more than `workloads`."""
+        if len(self._plans) > 2 * len(workloads) + 1024:
+            keys = {w.key for w in workloads}
+            self._plans = {k: v for k, v in self._plans.items() if k in keys}
+
+
 def plan_cycle(
     workloads: Sequence[Workload],
     resolutions: Mapping[WorkloadKey, Mapping[str, Resolution]],
     pods: Mapping[WorkloadKey, PodReport] | None = None,
+    memo: PlanMemo | None = None,
 ) -> list[WorkloadPlan]:
-    """Plan every workload; both mappings are keyed by `Workload.key`."""
+    """Plan every workload; both mappings are keyed by `Workload.key`. With `memo`, the plans of
+    workloads whose pods were not read come from it when their inputs did not change."""
     pods = pods or {}
-    return [plan_workload(w, resolutions.get(w.key, {}), pods.get(w.key)) for w in workloads]
+    if memo is None:
+        return [plan_workload(w, resolutions.get(w.key, {}), pods.get(w.key)) for w in workloads]
+    memo.retain(workloads)
+    return [
+        plan_workload(w, resolutions.get(w.key, {}), pods[w.key])
+        if w.key in pods
+        else memo.plan(w, resolutions.get(w.key, {}))
+        for w in workloads
+    ]

@@ -4,21 +4,30 @@
 httpcore closes the TCP stream when the handshake raises an Exception, not when the task is
 cancelled (a BaseException): every lookup the webhook abandons at its budget while the registry
 has not finished the handshake would leave its socket open until garbage collection.
+
+It also answers httpcore's "is this pooled connection readable?" from the stream's socket, found
+once: anyio rebuilds all of a stream's attributes (a getpeername call among them) for every such
+question, and httpcore asks it of every pooled connection whenever a request is assigned one.
 """
 
 from __future__ import annotations
 
+import socket
 import ssl
 from collections.abc import Iterable
 from typing import Any
 
 import httpcore
 import httpx
+from httpcore._utils import is_socket_readable
+
+_UNSET: Any = object()
 
 
 class _CancelSafeStream(httpcore.AsyncNetworkStream):
     def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
         self._inner = inner
+        self._socket: socket.socket | None = _UNSET
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         return await self._inner.read(max_bytes, timeout)
@@ -33,7 +42,7 @@ class _CancelSafeStream(httpcore.AsyncNetworkStream):
         self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
     ) -> httpcore.AsyncNetworkStream:
         try:
-            return await self._inner.start_tls(ssl_context, server_hostname, timeout)
+            return _CancelSafeStream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
         except BaseException:
             # The socket is closed before the first await in aclose(), so a second cancellation
             # arriving there cannot keep it open.
@@ -41,6 +50,10 @@ class _CancelSafeStream(httpcore.AsyncNetworkStream):
             raise
 
     def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":
+            if self._socket is _UNSET:
+                self._socket = self._inner.get_extra_info("socket")
+            return is_socket_readable(self._socket)
         return self._inner.get_extra_info(info)
 
 
