@@ -25,7 +25,9 @@ async def _status(config: Config, args: argparse.Namespace) -> str:
         scope = ", ".join(reconciler.namespaces) if reconciler.namespaces else "all namespaces"
         return f"No labeled workloads (kube-autorollout/enabled=true) in {scope}.\n"
     table = format_table(status_rows(plans), full=args.full or args.output == "wide")
-    table += "".join(line + "\n" for line in health_lines(plans))
+    health = health_lines(plans)
+    if health:  # after a blank line: the table stays one row per container for scripts
+        table += "\n" + "".join(line + "\n" for line in health)
     if config.events.enabled:
         images = [c.image for plan in plans for c in plan.workload.containers]
         table += "".join(line + "\n" for line in await last_events_lines(config.events, images))

@@ -121,7 +121,11 @@ def test_statefulset_and_daemonset_are_read_from_their_own_pods(
     image = f"{registry.host}/{unique_repo}:latest"
     v1 = push_runnable(registry, unique_repo, "latest", seed=103)
     for kind, name in (("StatefulSet", "db"), ("DaemonSet", "agent")):
-        apply(cluster, workload(kind, name, ns, [("app", image)]))  # nothing recorded
+        manifest = workload(kind, name, ns, [("app", image)])  # nothing recorded
+        # Only on the real node: other tests' Node objects (the simulated kubelet's) would get a pod
+        # that nothing here runs.
+        manifest["spec"]["template"]["spec"]["nodeSelector"] = {"kubernetes.io/hostname": node.name}
+        apply(cluster, manifest)
     expected = {image_id(image, v1)}
     for name in ("db", "agent"):
         wait_for(

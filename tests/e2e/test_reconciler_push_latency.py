@@ -74,7 +74,10 @@ def test_push_rolls_out_within_one_schedule_interval_despite_a_long_cache(
 
         assert process.poll() is None, log.read_text()[-2000:]
         status = run_cli(cluster, config, "status")  # a fresh process agrees with the running one
-        [row] = status.stdout.splitlines()[1:]
+        # The table, then (after a blank line) the health watch's line for the rollout it follows.
+        table, _, health = status.stdout.partition("\n\n")
+        [row] = table.splitlines()[1:]
+        assert health.startswith("watching"), status.stdout
         assert row.split()[-1] == "up-to-date", row
     finally:
         process.terminate()
