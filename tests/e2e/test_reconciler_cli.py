@@ -292,7 +292,10 @@ def test_status_table(
 
     assert run_cli(cluster, config, "reconcile", "--once").returncode == 1  # the missing tag is an error
     after = run_cli(cluster, config, "status").stdout
-    rows = {line.split()[1]: line for line in after.splitlines()[1:]}
+    # The table, then (after a blank line) one line per rollout the health watch follows.
+    table, _, health = after.partition("\n\n")
+    rows = {line.split()[1]: line for line in table.splitlines()[1:]}
+    assert all(line.startswith("watching") for line in health.splitlines()), after
     assert rows["deployment/api"].split()[-1] == "up-to-date"
     assert rows["statefulset/db"].split()[-1] == "up-to-date"
 
