@@ -5,19 +5,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
 from bench.proc import memory_kib
 from certs.mint import write_bundle
-from tests.harness.commands import webhook_flags
+from tests.harness.commands import stop, wait_ready, webhook_flags
 from tests.harness.registry import free_port
 
 CLI = str(Path(sys.executable).with_name("kube-autorollout"))
@@ -86,27 +84,3 @@ def measure_run(
     finally:
         stop(popen)
     return result
-
-
-def wait_ready(popen: subprocess.Popen[bytes], probe_port: int, log_path: Path, *, deadline: float) -> None:
-    """Until the process's /readyz answers 204; raises if it exits first or `deadline` passes."""
-    with httpx.Client(trust_env=False, timeout=1) as http:
-        while True:
-            if popen.poll() is not None:
-                raise RuntimeError(f"exited {popen.returncode}: {log_path.read_text()[-2000:]}")
-            with contextlib.suppress(httpx.TransportError):
-                if http.get(f"http://127.0.0.1:{probe_port}/readyz").status_code == 204:
-                    return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"not ready: {log_path.read_text()[-2000:]}")
-            time.sleep(0.01)
-
-
-def stop(popen: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL after 15 s."""
-    popen.send_signal(signal.SIGTERM)
-    try:
-        popen.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        popen.kill()
-        popen.wait()

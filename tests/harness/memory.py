@@ -4,19 +4,16 @@ bench/idle.py measure it the same way)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import httpx
 import yaml
 
 from certs.mint import write_bundle
-from tests.harness.commands import webhook_flags
+from tests.harness.commands import stop, wait_ready, webhook_flags
 from tests.harness.registry import free_port
 
 CLI = str(Path(sys.executable).with_name("kube-autorollout"))
@@ -59,22 +56,8 @@ def idle_rss_kib(workdir: Path, command: str, kubeconfig: str | None, *, settle:
             argv, stdout=out, stderr=subprocess.STDOUT, env=_env(workdir), start_new_session=True
         )
     try:
-        with httpx.Client(trust_env=False, timeout=1) as http:
-            while True:
-                if popen.poll() is not None:
-                    raise RuntimeError(f"exited {popen.returncode}: {log_path.read_text()[-2000:]}")
-                with contextlib.suppress(httpx.TransportError):
-                    if http.get(f"http://127.0.0.1:{probe_port}/readyz").status_code == 204:
-                        break
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"not ready: {log_path.read_text()[-2000:]}")
-                time.sleep(0.02)
+        wait_ready(popen, probe_port, log_path, deadline=deadline)
         time.sleep(settle)
         return vmrss_kib(popen.pid)
     finally:
-        popen.send_signal(signal.SIGTERM)
-        try:
-            popen.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            popen.kill()
-            popen.wait()
+        stop(popen)
